@@ -1,0 +1,266 @@
+"""Turn a parsed formula and a DataFrame into y, X and raw random-effect terms.
+
+All checks on the user's data live here, so that everything downstream can
+assume clean, finite, full-rank input.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import formulaic
+import numpy as np
+import pandas as pd
+
+from ..errors import DataWarning, FewLevelsWarning, ModelSpecError
+from .bars import ParsedFormula, RandomTerm, parse_formula
+
+
+@dataclass(frozen=True)
+class TermMatrix:
+    """A random-effect term evaluated on the data.
+
+    Attributes
+    ----------
+    term : RandomTerm
+    columns : list of str
+        Names of the term's columns (``Intercept``, ``Days`` ...).
+    Z : ndarray (n, p)
+        The term's raw model matrix (before expansion by group).
+    codes : ndarray (n,) of int
+        Level index of each observation in the grouping factor.
+    levels : list of str
+        Level labels, in factor order.
+    """
+
+    term: RandomTerm
+    columns: list
+    Z: np.ndarray
+    codes: np.ndarray
+    levels: list
+    spec: object  # formulaic ModelSpec, to evaluate the term on new data
+
+    @property
+    def group(self) -> str:
+        return self.term.group
+
+
+@dataclass(frozen=True)
+class ModelFrame:
+    """Clean model inputs: response, fixed-effects matrix, random terms."""
+
+    formula: ParsedFormula
+    y: np.ndarray
+    X: np.ndarray
+    fixed_names: list
+    dropped_columns: list
+    terms: tuple
+    rows: np.ndarray  # index labels of the data rows used
+    fixed_spec: object  # formulaic ModelSpec to rebuild X on new data
+    data: pd.DataFrame  # the rows used, with the model's columns only
+
+    @property
+    def nobs(self) -> int:
+        return len(self.y)
+
+
+def _required_columns(parsed: ParsedFormula) -> list[str]:
+    cols = set(formulaic.Formula(f"{parsed.response} ~ {parsed.fixed}").required_variables)
+    for term in parsed.random:
+        cols |= set(formulaic.Formula(term.expr).required_variables)
+        cols |= set(term.factors)
+    return sorted(cols)
+
+
+def _drop_missing(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    frame = data[columns]
+    missing = frame.isna().any(axis=1).to_numpy()
+    if missing.all():
+        raise ModelSpecError(
+            f"Every row has a missing value in at least one of the columns {columns}."
+        )
+    if missing.any():
+        per_col = {c: int(frame[c].isna().sum()) for c in columns if frame[c].isna().any()}
+        detail = ", ".join(f"{c}: {k}" for c, k in per_col.items())
+        warnings.warn(
+            f"Dropped {int(missing.sum())} of {len(frame)} rows with missing values "
+            f"in the model's columns ({detail}).",
+            DataWarning,
+            stacklevel=4,
+        )
+    return frame.loc[~missing]
+
+
+def _response(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray:
+    name = parsed.response
+    if name in frame.columns:
+        col = frame[name]
+        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
+            raise ModelSpecError(
+                f"Response {name!r} must be numeric, but its type is {col.dtype}."
+            )
+    try:
+        y = formulaic.model_matrix(f"{name} ~ 1", frame, na_action="ignore").lhs
+    except Exception as exc:  # formulaic raises many types for bad expressions
+        raise ModelSpecError(f"Cannot evaluate the response {name!r}: {exc}") from None
+    y = np.asarray(y, dtype=float)
+    if y.ndim == 2:
+        if y.shape[1] != 1:
+            raise ModelSpecError(f"Response {name!r} must be a single numeric column.")
+        y = y[:, 0]
+    if not np.all(np.isfinite(y)):
+        raise ModelSpecError(f"Response {name!r} has infinite or undefined values.")
+    if np.ptp(y) == 0:
+        raise ModelSpecError(f"Response {name!r} is constant ({y[0]!r}); there is nothing to model.")
+    return y
+
+
+def drop_aliased(X: np.ndarray, names: list[str], tol: float = 1e-7):
+    """Keep the columns of X that are not linear combinations of earlier ones.
+
+    Returns the kept column indices, as lme4 does (later columns dropped).
+    """
+    keep, basis = [], np.zeros((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        col = X[:, j]
+        norm = np.linalg.norm(col)
+        if norm == 0:
+            continue
+        resid = col - basis @ (basis.T @ col)
+        resid = resid - basis @ (basis.T @ resid)
+        rnorm = np.linalg.norm(resid)
+        if rnorm > tol * norm:
+            keep.append(j)
+            basis = np.column_stack([basis, resid / rnorm])
+    return keep
+
+
+def _fixed_matrix(parsed: ParsedFormula, frame: pd.DataFrame):
+    try:
+        mm = formulaic.model_matrix(parsed.fixed, frame, na_action="ignore")
+    except Exception as exc:
+        raise ModelSpecError(f"Cannot build the fixed-effects part {parsed.fixed!r}: {exc}") from None
+    X = np.asarray(mm, dtype=float)
+    names = [str(c) for c in mm.columns]
+    if not np.all(np.isfinite(X)):
+        bad = [n for j, n in enumerate(names) if not np.all(np.isfinite(X[:, j]))]
+        raise ModelSpecError(f"Fixed-effect column(s) {bad} have infinite values.")
+    keep = drop_aliased(X, names)
+    dropped = [n for j, n in enumerate(names) if j not in keep]
+    if dropped:
+        warnings.warn(
+            f"Fixed-effects model matrix is rank deficient: dropped column(s) {dropped} "
+            "(linear combinations of earlier columns).",
+            DataWarning,
+            stacklevel=4,
+        )
+    return X[:, keep], [names[j] for j in keep], dropped, mm.model_spec
+
+
+def group_codes(frame: pd.DataFrame, factors: tuple):
+    """Integer codes and labels of the grouping factor formed by ``factors``.
+
+    A pandas Categorical keeps its category order; other columns are sorted.
+    Combinations ``a:b`` are ordered by ``a`` then ``b``; unused levels are
+    dropped.
+    """
+    per = []
+    for name in factors:
+        col = frame[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            cats = list(col.cat.categories)
+            codes = col.cat.codes.to_numpy()
+        else:
+            cats, codes = np.unique(col.to_numpy(), return_inverse=True)
+            cats = list(cats)
+        per.append((np.asarray(codes, dtype=np.int64), cats))
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for codes, cats in per:
+        combined = combined * len(cats) + codes
+    used, codes = np.unique(combined, return_inverse=True)
+    labels = []
+    for value in used:
+        parts = []
+        for codes_k, cats in reversed(per):
+            parts.append(str(cats[value % len(cats)]))
+            value //= len(cats)
+        labels.append(":".join(reversed(parts)))
+    return codes.astype(np.int32), labels
+
+
+def _term_matrix(term: RandomTerm, frame: pd.DataFrame) -> TermMatrix:
+    try:
+        mm = formulaic.model_matrix(term.expr, frame, na_action="ignore")
+    except Exception as exc:
+        raise ModelSpecError(f"Cannot build random-effect term {term.source!r}: {exc}") from None
+    Z = np.asarray(mm, dtype=float)
+    if Z.shape[1] == 0:
+        raise ModelSpecError(f"Random-effect term {term.source!r} has no columns.")
+    if not np.all(np.isfinite(Z)):
+        raise ModelSpecError(f"Random-effect term {term.source!r} has infinite values.")
+    codes, levels = group_codes(frame, term.factors)
+    return TermMatrix(term=term, columns=[str(c) for c in mm.columns], Z=Z, codes=codes,
+                      levels=levels, spec=mm.model_spec)
+
+
+def _check_term(tm: TermMatrix, n: int) -> None:
+    nlev, p = len(tm.levels), tm.Z.shape[1]
+    label = f"({' + '.join(tm.columns)} | {tm.group})"
+    if nlev < 2:
+        raise ModelSpecError(
+            f"Grouping factor {tm.group!r} in {tm.term.source!r} has a single level; "
+            "a random effect needs at least two groups."
+        )
+    if nlev >= n:
+        raise ModelSpecError(
+            f"Grouping factor {tm.group!r} has {nlev} levels for {n} observations: "
+            "each group has at most one observation, so the random effect cannot be "
+            "told apart from the residual."
+        )
+    if nlev * p >= n:
+        raise ModelSpecError(
+            f"Random-effect term {label} has {nlev * p} random effects for {n} "
+            "observations; its variance and the residual variance are unidentifiable."
+        )
+    if nlev < 5:
+        warnings.warn(
+            f"Grouping factor {tm.group!r} has only {nlev} levels; its variance "
+            "estimate will be unstable. Consider modelling it as a fixed effect.",
+            FewLevelsWarning,
+            stacklevel=4,
+        )
+
+
+def build_model_frame(formula: str, data: pd.DataFrame) -> ModelFrame:
+    """Parse ``formula`` and evaluate it on ``data`` with all input checks.
+
+    Examples
+    --------
+    >>> import lmmjax as lmm
+    >>> mf = build_model_frame("Reaction ~ Days + (Days | Subject)", lmm.datasets.load("sleepstudy"))
+    >>> mf.X.shape
+    (180, 2)
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise ModelSpecError(f"data must be a pandas DataFrame, not {type(data).__name__}.")
+    parsed = parse_formula(formula)
+    columns = _required_columns(parsed)
+    unknown = [c for c in columns if c not in data.columns]
+    if unknown:
+        raise ModelSpecError(
+            f"Column(s) {unknown} used in the formula are not in the data "
+            f"(available: {list(data.columns)})."
+        )
+    frame = _drop_missing(data, columns)
+    y = _response(parsed, frame)
+    X, names, dropped, spec = _fixed_matrix(parsed, frame)
+    n = len(y)
+    if X.shape[1] >= n:
+        raise ModelSpecError(f"{X.shape[1]} fixed-effect columns for only {n} observations.")
+    terms = tuple(_term_matrix(t, frame) for t in parsed.random)
+    for tm in terms:
+        _check_term(tm, n)
+    return ModelFrame(
+        formula=parsed, y=y, X=X, fixed_names=names, dropped_columns=dropped,
+        terms=terms, rows=frame.index.to_numpy(), fixed_spec=spec, data=frame,
+    )

@@ -1,0 +1,78 @@
+"""``lmer``: fit a linear mixed model from an lme4 formula."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConvergenceWarning, SingularFitWarning
+from .fitting.optimize import minimize_deviance
+from .model import Model, build_model
+from .results.estimates import point_estimates
+from .results.fit import LmerFit
+
+
+def _singular_message(fit: LmerFit) -> str:
+    theta, layout = fit.theta, fit.model.layout
+    parts = []
+    for i in np.nonzero(np.isfinite(layout.lower) & (theta < 1e-4))[0]:
+        tm = fit.model.frame.terms[layout.term_of[i]]
+        col = tm.columns[layout.row[i]]
+        if layout.row[i] == 0:
+            parts.append(f"the variance of '{col}' for '{tm.group}' is estimated as 0")
+        else:
+            parts.append(
+                f"the random effects of '{tm.group}' are perfectly correlated "
+                f"(correlation ±1 involving '{col}')"
+            )
+    return (
+        "Boundary (singular) fit: " + "; ".join(parts) + ". The data do not support "
+        "this random-effects structure: consider removing the term or its correlations "
+        "(use '||'), and do not interpret the zero variance as evidence of no variation."
+    )
+
+
+def fit_model(model: Model, formula: str, theta0=None, warn: bool = True) -> LmerFit:
+    """Optimise θ for a prepared :class:`~lmmjax.model.Model` and build the fit."""
+    opt = minimize_deviance(model.arrays, model.dims, model.layout.lower, theta0=theta0)
+    fit = LmerFit(model=model, estimates=point_estimates(model, opt.theta), optsummary=opt,
+                  formula=formula)
+    if warn and not fit.converged:
+        warnings.warn(
+            f"The optimizer did not converge: the largest gradient component is "
+            f"{opt.projected_gradient:.2g} ({opt.message}). Estimates may be off; "
+            "try rescaling predictors (centre and scale continuous variables) or "
+            "simplifying the random-effects structure.",
+            ConvergenceWarning, stacklevel=3,
+        )
+    if warn and fit.singular:
+        warnings.warn(_singular_message(fit), SingularFitWarning, stacklevel=3)
+    return fit
+
+
+def lmer(formula: str, data: pd.DataFrame, reml: bool = True) -> LmerFit:
+    """Fit a linear mixed model with lme4's formula syntax.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"Reaction ~ Days + (Days | Subject)"``; see the README for the
+        random-effect syntax (``|``, ``||``, ``/``, ``:``).
+    data : pandas.DataFrame
+    reml : bool, default True
+        REML (True) or maximum likelihood (False).
+
+    Returns
+    -------
+    LmerFit
+
+    Examples
+    --------
+    >>> import lmmjax as lmm
+    >>> fit = lmm.lmer("Reaction ~ Days + (Days | Subject)", lmm.datasets.load("sleepstudy"))
+    >>> round(fit.sigma, 2)
+    25.59
+    """
+    model = build_model(formula, data, reml=reml)
+    return fit_model(model, formula)

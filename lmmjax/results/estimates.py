@@ -1,0 +1,139 @@
+"""Estimates at a given θ: β, σ, cov(β), conditional modes and variances.
+
+Everything here runs once after the optimum, in numpy, on the pieces of the
+blocked factorization returned by :func:`lmmjax.objective.deviance.factorize`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from ..model import Model
+from ..objective.deviance import deviance_from_factor, factorize_jit
+
+
+def t_matrix(block, theta: np.ndarray) -> np.ndarray:
+    """A block's lower-triangular relative covariance factor T at θ."""
+    ext = np.concatenate([[0.0], theta])
+    return ext[block.theta_index]
+
+
+def lambda2_sparse(model: Model, theta: np.ndarray) -> sp.csc_matrix:
+    """Λ₂ (later blocks) as a sparse q2 × q2 matrix."""
+    q2 = model.dims.q2
+    idx, widx = model.arrays["lam_index"], model.arrays["lam_weight"]
+    ext = np.concatenate([[0.0], theta])
+    cols = np.repeat(np.arange(q2), idx.shape[1])
+    return sp.csc_matrix((ext[widx].ravel(), (idx.ravel(), cols)), shape=(q2, q2))
+
+
+@dataclass(frozen=True)
+class PointEstimates:
+    """β̂, σ̂ and the factor pieces at θ."""
+
+    theta: np.ndarray
+    beta: np.ndarray
+    sigma: float
+    vcov_unscaled: np.ndarray  # (X'V⁻¹X)⁻¹ / σ²
+    deviance: float
+    pwrss: float
+    factor: dict  # numpy copies of the factorization
+
+
+def point_estimates(model: Model, theta: np.ndarray) -> PointEstimates:
+    """β̂ (GLS), σ̂ and cov(β̂)/σ² at θ."""
+    dims = model.dims
+    f = {k: np.asarray(v) for k, v in factorize_jit(np.asarray(theta, float), model.arrays, dims).items()}
+    p = dims.p
+    SXX = f["SXX"]
+    beta = np.linalg.solve(SXX[:p, :p], SXX[:p, p]) if p else np.zeros(0)
+    pwrss = float(f["LXX"][p, p] ** 2)
+    dof = dims.n - p if dims.reml else dims.n
+    sigma = float(np.sqrt(pwrss / dof))
+    vcov_unscaled = np.linalg.inv(SXX[:p, :p]) if p else np.zeros((0, 0))
+    dev = float(deviance_from_factor(f, dims))
+    return PointEstimates(np.asarray(theta, float), beta, sigma, vcov_unscaled, dev, pwrss, f)
+
+
+def _a21(model: Model) -> sp.csr_matrix:
+    b1 = model.blocks[0]
+    n, p1 = model.dims.n, b1.p
+    Z1 = sp.csr_matrix(
+        (b1.Z.ravel(), (np.repeat(np.arange(n), p1), (b1.codes[:, None] * p1 + np.arange(p1)).ravel())),
+        shape=(n, b1.nlevels * p1),
+    )
+    return (model.Z2.T @ Z1).tocsr()
+
+
+def conditional_modes(model: Model, est: PointEstimates) -> list:
+    """Conditional modes b = Λu per block, each an (nlevels, p) array."""
+    dims, arr, f, theta = model.dims, model.arrays, est.factor, est.theta
+    b1 = model.blocks[0]
+    T1 = t_matrix(b1, theta)
+    coef = np.append(-est.beta, 1.0)
+    c1 = np.einsum("ba,jbm,m->ja", T1, arr["A1X"], coef)
+    M11inv = f["M11inv"]
+    if dims.q2 == 0:
+        u1 = np.einsum("jab,jb->ja", M11inv, c1)
+        return [u1 @ T1.T]
+    Lam2 = lambda2_sparse(model, theta)
+    A21 = _a21(model)
+    c2 = Lam2.T @ (arr["A2X"] @ coef)
+    y1 = np.einsum("ab,jbc,jc->ja", T1, M11inv, c1).ravel()
+    rhs2 = c2 - Lam2.T @ (A21 @ y1)
+    u2 = sla.cho_solve((f["L22"], True), rhs2)
+    back = (A21.T @ (Lam2 @ u2)).reshape(b1.nlevels, b1.p)
+    u1 = np.einsum("jab,jb->ja", M11inv, c1 - back @ T1)
+    out = [u1 @ T1.T]
+    b2 = Lam2 @ u2
+    start = 0
+    for blk in model.blocks[1:]:
+        size = blk.nlevels * blk.p
+        out.append(b2[start:start + size].reshape(blk.nlevels, blk.p))
+        start += size
+    return out
+
+
+def conditional_variances(model: Model, est: PointEstimates, chunk: int = 2048) -> list:
+    """Conditional covariance of b per level and block: (nlevels, p, p) arrays.
+
+    These are lme4's ``condVar`` (σ² Λ_j [M⁻¹]_jj Λ_jᵀ). For the first block
+    the correction from later blocks is L22⁻¹ M₂₁, formed ``chunk`` levels at
+    a time, so memory stays at q2 × chunk·p1 numbers.
+    """
+    dims, f, theta = model.dims, est.factor, est.theta
+    s2 = est.sigma ** 2
+    b1 = model.blocks[0]
+    T1 = t_matrix(b1, theta)
+    M11inv = f["M11inv"].copy()
+    if dims.q2 == 0:
+        return [s2 * np.einsum("ab,jbc,dc->jad", T1, M11inv, T1)]
+    Lam2 = lambda2_sparse(model, theta)
+    L22 = f["L22"]
+    M21 = (Lam2.T @ _a21(model) @ sp.kron(sp.eye(b1.nlevels), sp.csr_matrix(T1))).tocsc()
+    p1 = b1.p
+    for start in range(0, b1.nlevels, chunk):
+        stop = min(b1.nlevels, start + chunk)
+        G = sla.solve_triangular(L22, M21[:, start * p1:stop * p1].toarray(), lower=True)
+        G = G.reshape(dims.q2, stop - start, p1).transpose(1, 0, 2)  # (levels, q2, p1)
+        H = np.einsum("jra,jrb->jab", G, G)
+        Mi = M11inv[start:stop]
+        M11inv[start:stop] = Mi + Mi @ H @ Mi
+    out = [s2 * np.einsum("ab,jbc,dc->jad", T1, M11inv, T1)]
+    Linv = sla.solve_triangular(L22, np.eye(dims.q2), lower=True)
+    Sinv = Linv.T @ Linv
+    lam = Lam2.toarray()
+    start = 0
+    for blk in model.blocks[1:]:
+        p = blk.p
+        cv = np.empty((blk.nlevels, p, p))
+        for j in range(blk.nlevels):
+            sl = slice(start + j * p, start + (j + 1) * p)
+            lj = lam[sl, sl]
+            cv[j] = s2 * lj @ Sinv[sl, sl] @ lj.T
+        out.append(cv)
+        start += blk.nlevels * p
+    return out

@@ -1,0 +1,214 @@
+"""The immutable result of a fit: :class:`LmerFit`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelSpecError
+from ..fitting.optimize import OptSummary
+from ..model import Model
+from .estimates import PointEstimates, conditional_modes, conditional_variances
+from .varcorr import sdcor_vector, varcorr_table
+
+SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of Λ
+
+
+@dataclass(frozen=True, eq=False)
+class LmerFit:
+    """A fitted linear mixed model (see ``lmmjax.lmer``).
+
+    Attributes follow lme4: ``fixef``, ``vcov``, ``theta``, ``sigma``,
+    ``varcorr``, ``ranef``, ``loglik``, ``deviance``, ``aic``, ``bic``,
+    ``nobs``, ``ngroups``, ``converged``, ``singular``; ``optsummary``
+    records the optimisation.
+
+    Examples
+    --------
+    >>> import lmmjax as lmm
+    >>> fit = lmm.lmer("Reaction ~ Days + (Days | Subject)", lmm.datasets.load("sleepstudy"))
+    >>> round(fit.fixef["Days"], 3)
+    10.467
+    """
+
+    model: Model
+    estimates: PointEstimates
+    optsummary: OptSummary
+    formula: str
+
+    # ---- basic attributes -------------------------------------------------
+    @property
+    def reml(self) -> bool:
+        return self.model.reml
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.estimates.theta.copy()
+
+    @property
+    def sigma(self) -> float:
+        return self.estimates.sigma
+
+    @property
+    def nobs(self) -> int:
+        return self.model.dims.n
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.estimates.beta, index=self.model.frame.fixed_names, name="estimate")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        names = self.model.frame.fixed_names
+        return pd.DataFrame(self.sigma ** 2 * self.estimates.vcov_unscaled, index=names, columns=names)
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        return varcorr_table(self.model, self.estimates.theta, self.sigma)
+
+    @cached_property
+    def sdcor(self) -> pd.Series:
+        """Standard deviations, correlations and σ, named as in ``confint``."""
+        return sdcor_vector(self.model, self.estimates.theta, self.sigma)
+
+    @property
+    def deviance(self) -> float:
+        return self.estimates.deviance
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.estimates.deviance
+
+    @property
+    def n_params(self) -> int:
+        """Fixed effects + covariance parameters + σ (lme4's ``df`` of logLik)."""
+        return self.model.dims.p + self.model.layout.size + 1
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.n_params
+
+    @property
+    def ngroups(self) -> dict:
+        return {b.group: b.nlevels for b in sorted(self.model.blocks, key=self._block_order)}
+
+    def _block_order(self, block) -> int:
+        return min(t for t, _ in block.term_slices)
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.optsummary.success)
+
+    @property
+    def singular(self) -> bool:
+        lower = self.model.layout.lower
+        diag = np.isfinite(lower)
+        return bool(np.any(self.estimates.theta[diag] < SINGULAR_TOL))
+
+    # ---- random effects ---------------------------------------------------
+    @cached_property
+    def _modes(self) -> list:
+        return conditional_modes(self.model, self.estimates)
+
+    @cached_property
+    def _condvar(self) -> list:
+        return conditional_variances(self.model, self.estimates)
+
+    @cached_property
+    def ranef(self) -> dict:
+        out = {}
+        for blk, b in sorted(zip(self.model.blocks, self._modes), key=lambda z: self._block_order(z[0])):
+            out[blk.group] = pd.DataFrame(b, index=pd.Index(blk.levels, name=blk.group), columns=blk.columns)
+        return out
+
+    @cached_property
+    def ranef_condvar(self) -> dict:
+        """Conditional covariance matrices of the random effects: per group (nlevels, p, p)."""
+        return {blk.group: cv for blk, cv in zip(self.model.blocks, self._condvar)}
+
+    @cached_property
+    def ranef_sd(self) -> dict:
+        """Conditional standard deviations of the random effects (lme4's condVar), per group."""
+        out = {}
+        for blk, cv in zip(self.model.blocks, self._condvar):
+            sd = np.sqrt(np.maximum(np.diagonal(cv, axis1=1, axis2=2), 0.0))
+            out[blk.group] = pd.DataFrame(sd, index=pd.Index(blk.levels, name=blk.group), columns=blk.columns)
+        return {g: out[g] for g in self.ranef}
+
+    # ---- fitted values and residuals -------------------------------------
+    @cached_property
+    def fitted(self) -> np.ndarray:
+        return self.model.X @ self.estimates.beta + self.model.z_times(self._modes)
+
+    def residuals(self, kind: str = "response", scaled: bool = False) -> np.ndarray:
+        """Conditional residuals y − ŷ.
+
+        Parameters
+        ----------
+        kind : {"response", "pearson"}
+            Pearson residuals are divided by σ̂ (for an LMM with no weights).
+        scaled : bool
+            Same as ``kind="pearson"`` (lme4's ``resid(m, scaled=TRUE)``).
+        """
+        r = self.model.y - self.fitted
+        if kind == "pearson" or scaled:
+            return r / self.sigma
+        if kind != "response":
+            raise ModelSpecError(f"Unknown residual kind {kind!r}; use 'response' or 'pearson'.")
+        return r
+
+    def predict(self, newdata: pd.DataFrame | None = None, re_form=None) -> np.ndarray:
+        """Predictions, with or without the random effects.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Default: the data the model was fitted to (the rows used).
+        re_form : None, "~0" or a formula with bars
+            ``None`` includes all random effects; ``"~0"`` (or ``"0"``, ``NA``)
+            none; a formula such as ``"~(1|Subject)"`` only the groups it names.
+            Levels not seen in the fit get random effects of zero.
+
+        Examples
+        --------
+        >>> fit.predict(re_form="~0")[:3]  # doctest: +SKIP
+        """
+        from .predict import predict
+
+        return predict(self, newdata, re_form)
+
+    # ---- printing ---------------------------------------------------------
+    def summary(self):
+        """lme4-style summary; ``str()`` for text, ``_repr_html_()`` for Jupyter."""
+        from .summary import FitSummary
+
+        return FitSummary(self)
+
+    def __repr__(self) -> str:
+        method = "REML" if self.reml else "ML"
+        return (f"<LmerFit {self.formula!r} by {method}: nobs={self.nobs}, "
+                f"loglik={self.loglik:.4f}, converged={self.converged}, singular={self.singular}>")
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    # ---- refits -----------------------------------------------------------
+    def refit(self, y=None, reml: bool | None = None) -> "LmerFit":
+        """Fit the same design again with a new response and/or method."""
+        from ..lmer import fit_model
+
+        model = self.model
+        if reml is not None and bool(reml) != model.reml:
+            model = model.with_reml(reml)
+        if y is not None:
+            model = model.with_response(y)
+        return fit_model(model, self.formula, theta0=self.estimates.theta, warn=False)

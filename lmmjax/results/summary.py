@@ -1,0 +1,155 @@
+"""lme4-style summary of a fit, as text and HTML."""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+
+
+def _fmt(x, digits=4):
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return ""
+    return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.3e}"
+
+
+def _table(rows: list, header: list, align_left: int = 1) -> str:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines = []
+    for r in [header] + rows:
+        cells = [str(c).ljust(w) if i < align_left else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append(" " + " ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+class FitSummary:
+    """Summary of an :class:`~lmmjax.results.fit.LmerFit`.
+
+    ``str(summary)`` gives lme4's layout; ``coefficients`` holds the fixed
+    effects table (with df and p-values when inference is available).
+    """
+
+    def __init__(self, fit):
+        self.fit = fit
+        self.coefficients = self._coef_table()
+
+    def _coef_table(self) -> pd.DataFrame:
+        fit = self.fit
+        try:
+            return fit.coef_table()
+        except (AttributeError, ImportError, NotImplementedError):
+            se = np.sqrt(np.diag(fit.vcov.to_numpy()))
+            return pd.DataFrame(
+                {"estimate": fit.fixef.to_numpy(), "std_error": se, "t_value": fit.fixef.to_numpy() / se},
+                index=fit.fixef.index,
+            )
+
+    # ---- pieces -----------------------------------------------------------
+    def _header(self) -> list:
+        fit = self.fit
+        method = "REML" if fit.reml else "maximum likelihood"
+        lines = [f"Linear mixed model fit by {method} (lmmjax)", f"Formula: {fit.formula}", ""]
+        if fit.reml:
+            lines.append(f"REML criterion at convergence: {fit.deviance:.4f}")
+        else:
+            rows = [[f"{fit.aic:.4f}", f"{fit.bic:.4f}", f"{fit.loglik:.4f}", f"{fit.deviance:.4f}",
+                     str(fit.nobs - fit.n_params)]]
+            lines.append(_table(rows, ["AIC", "BIC", "logLik", "deviance", "df.resid"], align_left=0))
+        return lines
+
+    def _residuals(self) -> list:
+        q = np.quantile(self.fit.residuals("pearson"), [0, 0.25, 0.5, 0.75, 1.0])
+        return ["", "Scaled residuals:",
+                _table([[f"{v:.4f}" for v in q]], ["Min", "1Q", "Median", "3Q", "Max"], align_left=0)]
+
+    def _random(self) -> list:
+        fit = self.fit
+        vc = fit.varcorr
+        rows = []
+        max_cor = 0
+        by_term = []
+        for tm in fit.model.frame.terms:
+            sub = vc[(vc.group == tm.group) & vc.term1.isin(tm.columns)]
+            var = sub[sub.term2.isna()]
+            cov = sub[sub.term2.notna()]
+            by_term.append((tm, var, cov))
+            max_cor = max(max_cor, len(tm.columns) - 1)
+        seen_groups = set()
+        for tm, var, cov in by_term:
+            for i, r in enumerate(var.itertuples(index=False)):
+                cors = []
+                for j in range(i):
+                    c = cov[(cov.term1 == tm.columns[j]) & (cov.term2 == tm.columns[i])]
+                    cors.append(f"{c.sdcor.iloc[0]:.2f}" if len(c) else "")
+                group = tm.group if (i == 0 and (tm.group, tuple(tm.columns)) not in seen_groups) else ""
+                rows.append([group, r.term1, _fmt(r.vcov), _fmt(r.sdcor)] + cors + [""] * (max_cor - len(cors)))
+            seen_groups.add((tm.group, tuple(tm.columns)))
+        res = vc[vc.group == "Residual"].iloc[0]
+        rows.append(["Residual", "", _fmt(res.vcov), _fmt(res.sdcor)] + [""] * max_cor)
+        header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (max_cor - 1) if max_cor else [])
+        groups = ", ".join(f"{g}, {k}" for g, k in fit.ngroups.items())
+        return ["", "Random effects:", _table(rows, header, align_left=2),
+                f"Number of obs: {fit.nobs}, groups:  {groups}"]
+
+    def _fixed(self) -> list:
+        ct = self.coefficients
+        labels = {"estimate": "Estimate", "std_error": "Std. Error", "df": "df",
+                  "t_value": "t value", "p_value": "Pr(>|t|)"}
+        rows = []
+        for name, r in ct.iterrows():
+            cells = [name]
+            for col in ct.columns:
+                v = r[col]
+                if col == "p_value":
+                    cells.append(f"{v:.3g}" if v >= 1e-16 else "<1e-16")
+                elif col == "df":
+                    cells.append(f"{v:.2f}")
+                elif col == "t_value":
+                    cells.append(f"{v:.3f}")
+                else:
+                    cells.append(_fmt(v, 6))
+            rows.append(cells)
+        out = ["", "Fixed effects:", _table(rows, [""] + [labels.get(c, c) for c in ct.columns])]
+        if "df" in ct.columns:
+            out.append("(degrees of freedom: Satterthwaite)")
+        return out
+
+    def _correlation(self) -> list:
+        V = self.fit.vcov.to_numpy()
+        if V.shape[0] < 2:
+            return []
+        sd = np.sqrt(np.diag(V))
+        R = V / np.outer(sd, sd)
+        names = list(self.fit.vcov.index)
+        short = [n[:6] for n in names]
+        rows = [[names[i]] + [f"{R[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i)
+                for i in range(1, len(names))]
+        return ["", "Correlation of Fixed Effects:", _table(rows, [""] + short[:-1])]
+
+    def _notes(self) -> list:
+        fit = self.fit
+        notes = []
+        if fit.singular:
+            notes.append("boundary (singular) fit: see fit.check() or the SingularFitWarning")
+        if not fit.converged:
+            notes.append(f"convergence doubt: projected gradient {fit.optsummary.projected_gradient:.2g}")
+        return ([""] + notes) if notes else []
+
+    def __str__(self) -> str:
+        return "\n".join(self._header() + self._residuals() + self._random() + self._fixed()
+                         + self._correlation() + self._notes())
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        fit = self.fit
+        parts = [f"<p><b>Linear mixed model</b> fit by {'REML' if fit.reml else 'ML'}: "
+                 f"<code>{html.escape(fit.formula)}</code></p>",
+                 f"<p>nobs = {fit.nobs}; logLik = {fit.loglik:.4f}; AIC = {fit.aic:.2f}; "
+                 f"BIC = {fit.bic:.2f}</p>",
+                 "<p><b>Random effects</b></p>", fit.varcorr.to_html(index=False, na_rep="", float_format="%.5g"),
+                 "<p><b>Fixed effects</b></p>", self.coefficients.to_html(float_format="%.5g")]
+        for note in self._notes()[1:]:
+            parts.append(f"<p><i>{html.escape(note)}</i></p>")
+        return "\n".join(parts)

@@ -1,0 +1,174 @@
+"""Random-effect blocks, the θ layout and the cross-products computed once.
+
+Terms on the same grouping factor are amalgamated into one block whose
+relative covariance factor T is block-diagonal in the terms (so ``(x || g)``
+is one block with a diagonal T). Blocks are ordered by number of levels,
+largest first. The first block's part of ``Λ'Z'ZΛ + I`` is block-diagonal
+(one small p×p matrix per level); all later blocks are handled as one dense
+matrix after the Schur complement of the first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import ModelSpecError
+from ..formula.model_frame import ModelFrame
+
+
+@dataclass(frozen=True)
+class Block:
+    """Random effects of one grouping factor.
+
+    Attributes
+    ----------
+    group : str
+        Grouping-factor name.
+    columns : list of str
+        Column names (terms concatenated in formula order).
+    Z : ndarray (n, p)
+    codes : ndarray (n,)
+    levels : list of str
+    theta_index : ndarray (p, p) of int
+        For each entry of the lower-triangular T, 1 + its index in θ, or 0 for
+        a structural zero.
+    term_slices : list of (term position, column slice)
+    """
+
+    group: str
+    columns: list
+    Z: np.ndarray
+    codes: np.ndarray
+    levels: list
+    theta_index: np.ndarray
+    term_slices: list
+
+    @property
+    def p(self) -> int:
+        return len(self.columns)
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.levels)
+
+
+@dataclass(frozen=True)
+class ThetaLayout:
+    """How θ maps to model terms (formula order) and which entries are bounded."""
+
+    lower: np.ndarray  # lower bound per θ entry: 0 on diagonals of T, -inf elsewhere
+    names: list  # e.g. "Subject: Intercept", "Subject: Days,Intercept"
+    term_of: np.ndarray  # term position of each θ entry
+    row: np.ndarray  # row of the entry within its term's T
+    col: np.ndarray  # column of the entry within its term's T
+
+    @property
+    def size(self) -> int:
+        return len(self.lower)
+
+
+def build_blocks(mf: ModelFrame):
+    """Amalgamate terms by grouping factor, order blocks, lay out θ.
+
+    Returns
+    -------
+    blocks : list of Block, largest number of levels first
+    layout : ThetaLayout
+    """
+    lower, names, term_of, rows, cols = [], [], [], [], []
+    term_theta = []  # per term: (p, p) array of 1 + θ index or 0
+    for t, tm in enumerate(mf.terms):
+        p = tm.Z.shape[1]
+        idx = np.zeros((p, p), dtype=np.int64)
+        for c in range(p):
+            for r in range(c, p):
+                idx[r, c] = len(lower) + 1
+                lower.append(0.0 if r == c else -np.inf)
+                term_of.append(t)
+                rows.append(r)
+                cols.append(c)
+                names.append(
+                    f"{tm.group}: {tm.columns[r]}" if r == c
+                    else f"{tm.group}: {tm.columns[r]},{tm.columns[c]}"
+                )
+        term_theta.append(idx)
+    layout = ThetaLayout(np.array(lower), names, np.array(term_of), np.array(rows), np.array(cols))
+
+    by_group: dict[str, list[int]] = {}
+    for t, tm in enumerate(mf.terms):
+        by_group.setdefault(tm.group, []).append(t)
+    blocks = []
+    for group, members in by_group.items():
+        columns, zs, slices = [], [], []
+        for t in members:
+            tm = mf.terms[t]
+            start = len(columns)
+            columns += tm.columns
+            zs.append(tm.Z)
+            slices.append((t, slice(start, len(columns))))
+        if len(set(columns)) != len(columns):
+            raise ModelSpecError(
+                f"Grouping factor {group!r} has the same random-effect column twice "
+                f"({columns}); each column may appear in only one term per group."
+            )
+        p = len(columns)
+        idx = np.zeros((p, p), dtype=np.int64)
+        for t, sl in slices:
+            idx[sl, sl] = term_theta[t]
+        first = mf.terms[members[0]]
+        blocks.append(Block(group, columns, np.column_stack(zs), first.codes, first.levels, idx, slices))
+    blocks.sort(key=lambda b: -b.nlevels)  # stable: ties keep formula order
+    return blocks, layout
+
+
+def rest_offsets(blocks: list) -> list:
+    """Start of each later block's random effects in the dense (rest) part."""
+    offsets, start = [], 0
+    for b in blocks[1:]:
+        offsets.append(start)
+        start += b.nlevels * b.p
+    return offsets
+
+
+def sparse_z(blocks: list, n: int) -> sp.csr_matrix:
+    """The rest blocks' Z as a sparse n × q2 matrix (columns level-major)."""
+    offsets = rest_offsets(blocks)
+    q2 = sum(b.nlevels * b.p for b in blocks[1:])
+    if q2 == 0:
+        return sp.csr_matrix((n, 0))
+    rows, cols, vals = [], [], []
+    for off, b in zip(offsets, blocks[1:]):
+        for c in range(b.p):
+            rows.append(np.arange(n))
+            cols.append(off + b.codes * b.p + c)
+            vals.append(b.Z[:, c])
+    Z2 = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, q2)
+    )
+    Z2.eliminate_zeros()
+    return Z2
+
+
+def lambda_gather(blocks: list):
+    """Gather form of Λ₂ (the rest blocks' relative covariance factor).
+
+    Column c of Λ₂ has nonzeros at rows ``index[c, k]`` with values
+    ``θext[weight_index[c, k]]`` (θext = [0, θ...]). Since T is lower
+    triangular, these rows lie in c's own level and at or below c.
+    """
+    kmax = max([b.p for b in blocks[1:]], default=1)
+    index, weight = [], []
+    for off, b in zip(rest_offsets(blocks), blocks[1:]):
+        for j in range(b.nlevels):
+            for c in range(b.p):
+                rows = [off + j * b.p + r for r in range(b.p)]
+                ws = [int(b.theta_index[r, c]) for r in range(b.p)]
+                rows += [rows[0]] * (kmax - b.p)
+                ws += [0] * (kmax - b.p)
+                index.append(rows)
+                weight.append(ws)
+    if not index:
+        return np.zeros((0, kmax), np.int32), np.zeros((0, kmax), np.int32)
+    return np.array(index, np.int32), np.array(weight, np.int32)

@@ -1,0 +1,148 @@
+"""Cross-products of [Z X y], computed once per model (numpy / scipy.sparse).
+
+The JAX objective reads only these arrays; every evaluation then costs a
+function of the number of random effects, not of the number of rows.
+
+Arrays (``m = p + 1`` columns of ``[X y]``):
+
+- ``A11`` (l1, p1, p1): per level of the first block, Σ z zᵀ.
+- ``A1X`` (l1, p1, m): per level, Σ z [x y]ᵀ.
+- ``AXX`` (m, m): [X y]ᵀ[X y].
+- ``A22`` (q2, q2): Z₂ᵀZ₂ of the later blocks, dense.
+- ``A2X`` (q2, m): Z₂ᵀ[X y].
+- ``ent_*``: the nonzero pattern of Z₂ᵀZ₁ as entries (row r of the rest,
+  level j of block 1, vector a ∈ R^{p1}).
+- ``pair_*``: for each level j, every pair of its entries (e1, e2) with
+  r1 ≥ r2, and the flat target index r1·q2 + r2 of the Schur update.
+
+Entry and pair arrays are padded (zero vectors, target 0) to a rounded
+length so that data sets of similar size share compiled code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .blocks import lambda_gather, sparse_z
+
+
+def padded_length(k: int) -> int:
+    """Round ``k`` up to 1, 1.25, 1.5 or 1.75 times a power of two (at least 8)."""
+    if k <= 8:
+        return 8
+    base = 1 << (int(k).bit_length() - 1)
+    for f in (1.0, 1.25, 1.5, 1.75, 2.0):
+        if k <= int(base * f):
+            return int(base * f)
+    return 2 * base
+
+
+@dataclass(frozen=True)
+class Dims:
+    """Static sizes of a model structure; the key for compiled code."""
+
+    n: int
+    p: int
+    l1: int
+    p1: int
+    q2: int
+    kmax: int
+    n_theta: int
+    reml: bool
+
+
+def per_level_products(codes: np.ndarray, left: np.ndarray, right: np.ndarray, nlev: int):
+    """Σ over rows of each level of left_i right_iᵀ → (nlev, a, b)."""
+    a, b = left.shape[1], right.shape[1]
+    out = np.empty((nlev, a, b))
+    for i in range(a):
+        for k in range(b):
+            out[:, i, k] = np.bincount(codes, weights=left[:, i] * right[:, k], minlength=nlev)
+    return out
+
+
+def _entries_and_pairs(A21: sp.csc_matrix, l1: int, p1: int, q2: int):
+    """Entries (r, j, a) of Z₂ᵀZ₁ and the pairs of entries sharing a level."""
+    coo = A21.tocoo()
+    level = coo.col // p1
+    comp = coo.col % p1
+    key = coo.row.astype(np.int64) * l1 + level
+    ukeys, inv = np.unique(key, return_inverse=True)
+    ent_row = (ukeys // l1).astype(np.int64)
+    ent_level = (ukeys % l1).astype(np.int64)
+    ent_a = np.zeros((len(ukeys), p1))
+    np.add.at(ent_a, (inv, comp), coo.data)
+    # Entries sorted by (row, level); regroup by level for pair generation.
+    order = np.lexsort((ent_row, ent_level))
+    lev_sorted = ent_level[order]
+    starts = np.searchsorted(lev_sorted, np.arange(l1 + 1))
+    counts = np.diff(starts)
+    e1_list, e2_list = [], []
+    for size in np.unique(counts):
+        if size == 0:
+            continue
+        levs = np.nonzero(counts == size)[0]
+        ii, jj = np.tril_indices(size)
+        base = starts[levs][:, None]
+        e1_list.append(order[(base + ii[None, :]).ravel()])
+        e2_list.append(order[(base + jj[None, :]).ravel()])
+    e1 = np.concatenate(e1_list) if e1_list else np.zeros(0, np.int64)
+    e2 = np.concatenate(e2_list) if e2_list else np.zeros(0, np.int64)
+    # Within a level entries are sorted by row, so r(e1) >= r(e2).
+    target = ent_row[e1] * q2 + ent_row[e2]
+    srt = np.argsort(target, kind="stable")
+    return ent_row, ent_level, ent_a, e1[srt], e2[srt], target[srt]
+
+
+def _pad(arr: np.ndarray, length: int, fill=0):
+    if len(arr) == length:
+        return arr
+    pad_shape = (length - len(arr),) + arr.shape[1:]
+    return np.concatenate([arr, np.full(pad_shape, fill, dtype=arr.dtype)])
+
+
+def cross_products(blocks: list, X: np.ndarray, y: np.ndarray, reml: bool, n_theta: int):
+    """Compute every array the objective needs.
+
+    Returns
+    -------
+    dims : Dims
+    arrays : dict of ndarray
+    Z2 : scipy.sparse.csr_matrix, the later blocks' Z (kept for results)
+    """
+    n, p = X.shape
+    XY = np.column_stack([X, y])
+    b1 = blocks[0]
+    l1, p1 = b1.nlevels, b1.p
+    A11 = per_level_products(b1.codes, b1.Z, b1.Z, l1)
+    A1X = per_level_products(b1.codes, b1.Z, XY, l1)
+    AXX = XY.T @ XY
+    Z2 = sparse_z(blocks, n)
+    q2 = Z2.shape[1]
+    lam_index, lam_weight = lambda_gather(blocks)
+    kmax = lam_index.shape[1]
+    arrays = dict(A11=A11, A1X=A1X, AXX=AXX, lam_index=lam_index, lam_weight=lam_weight,
+                  T1_index=b1.theta_index.astype(np.int32))
+    if q2 > 0:
+        Z1 = sp.csr_matrix(
+            (b1.Z.ravel(), (np.repeat(np.arange(n), p1), (b1.codes[:, None] * p1 + np.arange(p1)).ravel())),
+            shape=(n, l1 * p1),
+        )
+        A21 = (Z2.T @ Z1).tocsc()
+        ent_row, ent_level, ent_a, e1, e2, target = _entries_and_pairs(A21, l1, p1, q2)
+        n_ent, n_pair = padded_length(len(ent_row)), padded_length(len(e1))
+        arrays.update(
+            A22=(Z2.T @ Z2).toarray(),
+            A2X=np.asarray(Z2.T @ XY),
+            ent_row=_pad(ent_row, n_ent).astype(np.int32),
+            ent_level=_pad(ent_level, n_ent).astype(np.int32),
+            ent_a=_pad(ent_a, n_ent, 0.0),
+            pair_e1=_pad(e1, n_pair).astype(np.int32),
+            pair_e2=_pad(e2, n_pair).astype(np.int32),
+            # padding pairs point at entry 0 with a zero weight via an empty target slot
+            pair_target=_pad(target, n_pair, q2 * q2).astype(np.int64),
+        )
+    dims = Dims(n=n, p=p, l1=l1, p1=p1, q2=q2, kmax=kmax, n_theta=n_theta, reml=reml)
+    return dims, arrays, Z2

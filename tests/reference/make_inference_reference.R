@@ -1,0 +1,220 @@
+#!/usr/bin/env Rscript
+## Reference fixtures for lmmjax inference (lmerTest / pbkrtest / lme4 confint).
+##
+## Run from the repository root:
+##     Rscript tests/reference/make_inference_reference.R
+##
+## Writes tests/reference/fixtures/inference/<id>.json for sleep, sleep_missing,
+## cake, penicillin (all REML) and dyestuff2 (singular; confidence intervals only).
+## Models are fitted with the same tight optimizer settings as make_reference.R.
+##
+## Tables are stored column-wise: {"term": [...], "estimate": [...], ...}.
+##   coef_*:   estimate, se, df, t, p              (summary(m, ddf=...)$coefficients)
+##   anova3_*: SumSq, MeanSq, NumDF, DenDF, F, p   (anova(m, type=3, ddf=...))
+##   contest1d: t test of L = e_p (last fixed effect), contest1D(m, L, ddf=...)
+##   contest_f: joint F test of all non-intercept coefficients, contest(m, L, ddf=...)
+##   vcov_kr:  pbkrtest::vcovAdj(m), the Kenward-Roger adjusted covariance of beta
+##   confint_profile / confint_wald: lme4 confint(m, method=..., oldNames=FALSE),
+##             names as R gives them; null = NA (Wald has no intervals for
+##             variance parameters).
+suppressPackageStartupMessages({
+  library(lme4)
+  library(lmerTest)
+  library(pbkrtest)
+  library(jsonlite)
+})
+
+outdir <- file.path("tests", "reference", "fixtures", "inference")
+dir.create(outdir, recursive = TRUE, showWarnings = FALSE)
+
+## ---- JSON output with exact doubles --------------------------------------------
+## jsonlite caps numbers at 15 significant digits, so doubles are pre-formatted
+## with the shortest "%.15g"/"%.16g"/"%.17g" representation that parses back to
+## exactly the same double, and inserted verbatim.  A double vector becomes a
+## JSON array if it is wrapped in I() or has length != 1, else a scalar.
+fmt_num <- function(x) {
+  out <- sprintf("%.15g", x)
+  for (d in 16:17) {
+    bad <- is.finite(x) & suppressWarnings(as.numeric(out)) != x
+    if (!any(bad)) break
+    out[bad] <- sprintf(paste0("%.", d, "g"), x[bad])
+  }
+  out[!is.finite(x)] <- "null"
+  out
+}
+exact_doubles <- function(x) {
+  if (is.list(x) && !is.data.frame(x)) {
+    a <- attributes(x); x <- lapply(x, exact_doubles); attributes(x) <- a
+    return(x)
+  }
+  if (is.double(x) && is.null(dim(x))) {
+    s <- fmt_num(as.vector(x))
+    s <- if (inherits(x, "AsIs") || length(x) != 1) paste0("[", paste(s, collapse = ", "), "]") else s
+    return(structure(s, class = "json"))
+  }
+  x
+}
+write_fixture <- function(obj, path) {
+  txt <- toJSON(exact_doubles(obj), auto_unbox = TRUE, pretty = TRUE,
+                null = "null", na = "null", json_verbatim = TRUE)
+  writeLines(txt, path)
+}
+
+## ---- helpers ---------------------------------------------------------------------
+ctrl_bobyqa <- lmerControl(optimizer = "bobyqa",
+                           optCtrl = list(rhobeg = 2e-3, rhoend = 1e-12, maxfun = 1e6))
+ctrl_nlopt <- lmerControl(optimizer = "nloptwrap",
+                          optCtrl = list(algorithm = "NLOPT_LN_BOBYQA",
+                                         xtol_abs = 1e-14, ftol_abs = 1e-14,
+                                         xtol_rel = 0, ftol_rel = 0, maxeval = 1e6))
+OPT_SETTINGS <- paste(
+  "best (lowest objective) of: [1] lmerControl(optimizer='bobyqa',",
+  "optCtrl=list(rhobeg=2e-3, rhoend=1e-12, maxfun=1e6)); [2] polish from [1]'s theta with",
+  "lmerControl(optimizer='nloptwrap', optCtrl=list(algorithm='NLOPT_LN_BOBYQA',",
+  "xtol_abs=1e-14, ftol_abs=1e-14, xtol_rel=0, ftol_rel=0, maxeval=1e6))")
+
+crit <- function(m) if (isREML(m)) REMLcrit(m) else deviance(m)
+
+collect <- function(expr) {
+  warns <- character(0); msgs <- character(0)
+  val <- withCallingHandlers(expr,
+    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
+    message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") })
+  list(value = val, warnings = unique(warns), messages = unique(msgs))
+}
+
+rows <- function(M) {
+  M <- as.matrix(M)
+  lapply(seq_len(nrow(M)), function(i) I(unname(as.numeric(M[i, ]))))
+}
+
+## Tight fit returned as an lmerModLmerTest object (lmerTest::lmer).
+tight_fit <- function(formula, data, reml = TRUE) {
+  m1 <- collect(lmerTest::lmer(formula, data = data, REML = reml, control = ctrl_bobyqa))$value
+  m2 <- collect(lmerTest::lmer(formula, data = data, REML = reml, control = ctrl_nlopt,
+                               start = list(theta = getME(m1, "theta"))))$value
+  if (crit(m2) < crit(m1)) m2 else m1
+}
+
+## Table (data frame / matrix) -> {term: [...], <newname>: [...], ...}.
+table_cols <- function(tab, map) {
+  tab <- as.data.frame(tab, check.names = FALSE)
+  out <- list(term = I(rownames(tab)))
+  for (new in names(map)) out[[new]] <- I(unname(as.numeric(tab[[map[[new]]]])))
+  out
+}
+COEF_MAP <- c(estimate = "Estimate", se = "Std. Error", df = "df", t = "t value", p = "Pr(>|t|)")
+ANOVA_MAP <- c(SumSq = "Sum Sq", MeanSq = "Mean Sq", NumDF = "NumDF", DenDF = "DenDF",
+               F = "F value", p = "Pr(>F)")
+
+confint_cols <- function(ci) {
+  list(names = I(rownames(ci)), lower = I(unname(ci[, 1])), upper = I(unname(ci[, 2])),
+       level = 0.95)
+}
+
+inference_fixture <- function(id, formula_str, data, dataset, extra = list()) {
+  t0 <- proc.time()[[3]]
+  fml <- as.formula(formula_str)
+  m <- tight_fit(fml, data, reml = TRUE)
+  fn <- names(fixef(m))
+  p <- length(fn)
+  res <- c(list(id = id, dataset = dataset, formula = formula_str, reml = TRUE), extra,
+           list(fixef_names = I(fn), fixef = I(unname(fixef(m))),
+                theta = I(unname(getME(m, "theta"))), sigma = sigma(m),
+                loglik = as.numeric(logLik(m)), deviance = crit(m)))
+  ## summary coefficient tables
+  res$coef_satterthwaite <- table_cols(summary(m, ddf = "Satterthwaite")$coefficients, COEF_MAP)
+  res$coef_kenward_roger <- table_cols(summary(m, ddf = "Kenward-Roger")$coefficients, COEF_MAP)
+  ## type III anova (empty when the model has only an intercept)
+  res$anova3_satterthwaite <- table_cols(anova(m, type = 3, ddf = "Satterthwaite"), ANOVA_MAP)
+  res$anova3_kenward_roger <- table_cols(anova(m, type = 3, ddf = "Kenward-Roger"), ANOVA_MAP)
+  ## contrasts
+  L1 <- as.numeric(seq_len(p) == p)
+  res$contest1d <- list(
+    L = I(L1),
+    satterthwaite = as.list(table_cols(contest1D(m, L1, ddf = "Satterthwaite"), COEF_MAP))[-1],
+    kenward_roger = as.list(table_cols(contest1D(m, L1, ddf = "Kenward-Roger"), COEF_MAP))[-1])
+  if (p > 1) {
+    LF <- diag(p)[-1, , drop = FALSE]
+    res$contest_f <- list(
+      L = rows(LF),
+      satterthwaite = as.list(table_cols(contest(m, LF, joint = TRUE, ddf = "Satterthwaite"), ANOVA_MAP))[-1],
+      kenward_roger = as.list(table_cols(contest(m, LF, joint = TRUE, ddf = "Kenward-Roger"), ANOVA_MAP))[-1])
+  } else {
+    res$contest_f <- NULL
+    res["contest_f"] <- list(NULL)
+  }
+  ## Kenward-Roger adjusted covariance (pbkrtest) and the unadjusted one
+  res$vcov <- rows(as.matrix(vcov(m)))
+  res$vcov_kr <- rows(as.matrix(pbkrtest::vcovAdj(as(m, "lmerMod"))))
+  ## confidence intervals
+  cp <- collect(confint(m, method = "profile", oldNames = FALSE))
+  res$confint_profile <- c(confint_cols(cp$value), list(warnings = I(cp$warnings)))
+  res$confint_profile_note <- "lme4 confint.merMod(method='profile', oldNames=FALSE) on the REML fit; lme4 profiles the ML deviance (devfun2 calls refitML)"
+  res$confint_wald <- confint_cols(confint(m, method = "Wald", oldNames = FALSE))
+  res$optimizer_settings <- OPT_SETTINGS
+  res$elapsed_s <- proc.time()[[3]] - t0
+  res$generated_by <- sprintf("tests/reference/make_inference_reference.R; R %s.%s, lme4 %s, lmerTest %s, pbkrtest %s",
+                              R.version$major, R.version$minor,
+                              packageVersion("lme4"), packageVersion("lmerTest"), packageVersion("pbkrtest"))
+  res
+}
+
+## ---- data ------------------------------------------------------------------------------
+na_rows_1based <- c(3, 17, 18, 40, 41, 42, 77, 100, 101, 150, 151, 152, 153, 178)
+sleep_na <- sleepstudy
+sleep_na$Reaction[na_rows_1based] <- NA
+cake_u <- cake
+cake_u$temperature <- factor(cake_u$temperature, ordered = FALSE)
+
+## ---- fixtures --------------------------------------------------------------------------
+t_all <- system.time({
+
+## sleep, plus the likelihood-ratio test m0 vs m1
+res <- inference_fixture("sleep", "Reaction ~ Days + (Days | Subject)", sleepstudy, "sleepstudy")
+m1 <- tight_fit(Reaction ~ Days + (Days | Subject), sleepstudy, TRUE)
+m0 <- tight_fit(Reaction ~ Days + (1 | Subject), sleepstudy, TRUE)
+lrt <- collect(anova(as(m0, "lmerMod"), as(m1, "lmerMod")))  # lme4's anova; refits both by ML
+tab <- as.data.frame(lrt$value, check.names = FALSE)
+res$lrt <- list(
+  formula_m0 = "Reaction ~ Days + (1 | Subject)",
+  formula_m1 = "Reaction ~ Days + (Days | Subject)",
+  note = "anova(m0, m1) with both fitted by REML; lme4 refits both by ML (refit = TRUE)",
+  model = I(c("m0", "m1")),
+  npar = I(unname(as.numeric(tab$npar))),
+  AIC = I(unname(tab$AIC)), BIC = I(unname(tab$BIC)),
+  logLik = I(unname(tab$logLik)), deviance = I(unname(tab$deviance)),
+  Chisq = I(unname(tab$Chisq)), Df = I(unname(as.numeric(tab$Df))),
+  p = I(unname(tab[["Pr(>Chisq)"]])),
+  messages = I(lrt$messages))
+write_fixture(res, file.path(outdir, "sleep.json"))
+cat("sleep done\n")
+
+res <- inference_fixture("sleep_missing", "Reaction ~ Days + (Days | Subject)", sleep_na, "sleepstudy",
+                         extra = list(na_rows = I(na_rows_1based - 1), na_column = "Reaction"))
+write_fixture(res, file.path(outdir, "sleep_missing.json"))
+cat("sleep_missing done\n")
+
+res <- inference_fixture("cake", "angle ~ recipe * temperature + (1 | recipe:replicate)", cake_u, "cake",
+                         extra = list(data_transform = "temperature converted to an unordered factor (treatment contrasts)"))
+write_fixture(res, file.path(outdir, "cake.json"))
+cat("cake done\n")
+
+res <- inference_fixture("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", Penicillin, "penicillin")
+write_fixture(res, file.path(outdir, "penicillin.json"))
+cat("penicillin done\n")
+
+## singular fit: profile and Wald intervals only
+m <- tight_fit(Yield ~ 1 + (1 | Batch), Dyestuff2, TRUE)
+cp <- collect(confint(m, method = "profile", oldNames = FALSE))
+res <- list(id = "dyestuff2", dataset = "dyestuff2", formula = "Yield ~ 1 + (1 | Batch)", reml = TRUE,
+            fixef_names = I(names(fixef(m))), fixef = I(unname(fixef(m))),
+            theta = I(unname(getME(m, "theta"))), sigma = sigma(m), singular = isSingular(m),
+            confint_profile = c(confint_cols(cp$value), list(warnings = I(cp$warnings))),
+            confint_profile_note = "lme4 confint.merMod(method='profile', oldNames=FALSE) on the REML fit; lme4 profiles the ML deviance (devfun2 calls refitML)",
+            confint_wald = confint_cols(confint(m, method = "Wald", oldNames = FALSE)),
+            optimizer_settings = OPT_SETTINGS)
+write_fixture(res, file.path(outdir, "dyestuff2.json"))
+cat("dyestuff2 done\n")
+})
+cat(sprintf("total elapsed: %.1f s\n", t_all[["elapsed"]]))

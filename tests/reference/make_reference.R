@@ -1,0 +1,238 @@
+#!/usr/bin/env Rscript
+## Reference fixtures for the lmmjax core engine, computed with lme4.
+##
+## Run from the repository root:
+##     Rscript tests/reference/make_reference.R
+##
+## Writes one JSON per fitted model to tests/reference/fixtures/core/<id>.json
+## (doubles written with up to 17 significant digits so they round-trip exactly).
+## Data are taken from lme4 itself (not from the bundled CSV files).
+##
+## Optimisation: every model is fitted twice with tight settings and the fit
+## with the smaller objective is kept:
+##   1. bobyqa (minqa):  rhobeg = 2e-3, rhoend = 1e-12, maxfun = 1e6
+##   2. nloptwrap NLOPT_LN_BOBYQA started at the bobyqa optimum:
+##        xtol_abs = ftol_abs = 1e-14, xtol_rel = ftol_rel = 0, maxeval = 1e6
+## A fit with lme4's default lmerControl() is also done, and the script stops
+## if the tight fit's objective exceeds the default fit's by more than 1e-9.
+suppressPackageStartupMessages({
+  library(lme4)
+  library(jsonlite)
+})
+
+outdir <- file.path("tests", "reference", "fixtures", "core")
+dir.create(outdir, recursive = TRUE, showWarnings = FALSE)
+
+ctrl_bobyqa <- lmerControl(optimizer = "bobyqa",
+                           optCtrl = list(rhobeg = 2e-3, rhoend = 1e-12, maxfun = 1e6))
+ctrl_nlopt <- lmerControl(optimizer = "nloptwrap",
+                          optCtrl = list(algorithm = "NLOPT_LN_BOBYQA",
+                                         xtol_abs = 1e-14, ftol_abs = 1e-14,
+                                         xtol_rel = 0, ftol_rel = 0, maxeval = 1e6))
+OPT_SETTINGS <- paste(
+  "best (lowest objective) of: [1] lmerControl(optimizer='bobyqa',",
+  "optCtrl=list(rhobeg=2e-3, rhoend=1e-12, maxfun=1e6)); [2] polish from [1]'s theta with",
+  "lmerControl(optimizer='nloptwrap', optCtrl=list(algorithm='NLOPT_LN_BOBYQA',",
+  "xtol_abs=1e-14, ftol_abs=1e-14, xtol_rel=0, ftol_rel=0, maxeval=1e6))")
+
+## ---- JSON output with exact doubles --------------------------------------------
+## jsonlite caps numbers at 15 significant digits, so doubles are pre-formatted
+## with the shortest "%.15g"/"%.16g"/"%.17g" representation that parses back to
+## exactly the same double, and inserted verbatim.  A double vector becomes a
+## JSON array if it is wrapped in I() or has length != 1, else a scalar.
+fmt_num <- function(x) {
+  out <- sprintf("%.15g", x)
+  for (d in 16:17) {
+    bad <- is.finite(x) & suppressWarnings(as.numeric(out)) != x
+    if (!any(bad)) break
+    out[bad] <- sprintf(paste0("%.", d, "g"), x[bad])
+  }
+  out[!is.finite(x)] <- "null"
+  out
+}
+exact_doubles <- function(x) {
+  if (is.list(x) && !is.data.frame(x)) {
+    a <- attributes(x); x <- lapply(x, exact_doubles); attributes(x) <- a
+    return(x)
+  }
+  if (is.double(x) && is.null(dim(x))) {
+    s <- fmt_num(as.vector(x))
+    s <- if (inherits(x, "AsIs") || length(x) != 1) paste0("[", paste(s, collapse = ", "), "]") else s
+    return(structure(s, class = "json"))
+  }
+  x
+}
+write_fixture <- function(obj, path) {
+  txt <- toJSON(exact_doubles(obj), auto_unbox = TRUE, pretty = TRUE,
+                null = "null", na = "null", json_verbatim = TRUE)
+  writeLines(txt, path)
+}
+
+## ---- helpers ---------------------------------------------------------------
+crit <- function(m) if (isREML(m)) REMLcrit(m) else deviance(m)
+
+## Evaluate expr, collecting warnings and messages instead of printing them.
+collect <- function(expr) {
+  warns <- character(0); msgs <- character(0)
+  val <- withCallingHandlers(expr,
+    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
+    message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") })
+  list(value = val, warnings = unique(warns), messages = unique(msgs))
+}
+
+rows <- function(M) {
+  M <- as.matrix(M)
+  lapply(seq_len(nrow(M)), function(i) I(unname(as.numeric(M[i, ]))))
+}
+
+tight_fit <- function(formula, data, reml) {
+  f1 <- collect(lmer(formula, data = data, REML = reml, control = ctrl_bobyqa))
+  m1 <- f1$value
+  f2 <- collect(lmer(formula, data = data, REML = reml, control = ctrl_nlopt,
+                     start = list(theta = getME(m1, "theta"))))
+  m2 <- f2$value
+  if (crit(m2) < crit(m1)) list(fit = m2, which = "nloptwrap-polish", w = f2, c1 = crit(m1), c2 = crit(m2))
+  else list(fit = m1, which = "bobyqa", w = f1, c1 = crit(m1), c2 = crit(m2))
+}
+
+varcorr_records <- function(m) {
+  vc <- as.data.frame(VarCorr(m))
+  lapply(seq_len(nrow(vc)), function(i) list(
+    grp = vc$grp[i],
+    var1 = if (is.na(vc$var1[i])) NULL else vc$var1[i],
+    var2 = if (is.na(vc$var2[i])) NULL else vc$var2[i],
+    vcov = vc$vcov[i],
+    sdcor = vc$sdcor[i]))
+}
+
+ranef_list <- function(m) {
+  re <- ranef(m, condVar = TRUE)
+  out <- list()
+  for (g in names(re)) {
+    df <- re[[g]]
+    pv <- attr(df, "postVar")
+    nlev <- nrow(df)
+    ## postVar is a k x k x nlev array, or (several terms for one grouping
+    ## factor, e.g. (x || g)) a list of such arrays, one per term.
+    pvl <- if (is.list(pv)) pv else list(pv)
+    condsd <- t(vapply(seq_len(nlev), function(i)
+      unlist(lapply(pvl, function(a) sqrt(diag(as.matrix(a[, , i]))))), numeric(ncol(df))))
+    if (ncol(df) == 1) condsd <- matrix(condsd, ncol = 1)
+    out[[g]] <- list(levels = I(rownames(df)), columns = I(names(df)),
+                     values = rows(as.matrix(df)), condsd = rows(condsd))
+  }
+  out
+}
+
+## ---- one model ----------------------------------------------------------------
+run_model <- function(id, formula_str, data, dataset, reml, extra = list()) {
+  fml <- as.formula(formula_str)
+  t0 <- proc.time()[[3]]
+  tf <- tight_fit(fml, data, reml)
+  elapsed <- proc.time()[[3]] - t0
+  m <- tf$fit
+  def <- collect(lmer(fml, data = data, REML = reml))
+  dcrit <- crit(def$value)
+  if (crit(m) > dcrit + 1e-9)
+    stop(sprintf("%s: tight fit objective %.15g > default %.15g", id, crit(m), dcrit))
+
+  ll <- logLik(m)
+  V <- as.matrix(vcov(m))
+  X <- getME(m, "X")
+  dropped <- attr(X, "col.dropped")
+  theta <- getME(m, "theta")
+  lower <- getME(m, "lower")
+
+  ## objective function evaluated directly at two other theta points
+  dd <- suppressMessages(lmer(fml, data = data, REML = reml, devFunOnly = TRUE))
+  stopifnot(abs(dd(unname(theta)) - crit(m)) < 1e-8 * max(1, abs(crit(m))))
+  pts <- list(pmax(theta * 0.5, lower), pmax(theta * 1.5 + 0.1, lower))
+  dev_at <- lapply(pts, function(th) list(theta = I(unname(th)), value = dd(unname(th))))
+
+  res <- list(
+    id = id,
+    dataset = dataset,
+    formula = formula_str,
+    reml = reml)
+  res <- c(res, extra)
+  res <- c(res, list(
+    nobs = nobs(m),
+    ngroups = as.list(ngrps(m)),
+    fixef_names = I(names(fixef(m))),
+    fixef = I(unname(fixef(m))),
+    se = I(unname(sqrt(diag(V)))),
+    vcov = rows(V),
+    dropped = I(if (is.null(dropped)) character(0) else names(dropped)),
+    theta = I(unname(theta)),
+    theta_names = I(names(theta)),
+    theta_lower = I(unname(lower)),
+    singular = isSingular(m),
+    sigma = sigma(m),
+    loglik = as.numeric(ll),
+    deviance = crit(m),
+    ml_deviance = if (reml) deviance(m, REML = FALSE) else deviance(m),
+    ml_deviance_note = "deviance(m, REML=FALSE): ML deviance (sigma profiled by ML) at the fitted theta and beta; equals 'deviance' for ML fits",
+    aic = AIC(m),
+    bic = BIC(m),
+    df = attr(ll, "df"),
+    varcorr = varcorr_records(m),
+    ranef = ranef_list(m),
+    fitted = I(unname(head(fitted(m), 20))),
+    residuals = I(unname(head(residuals(m), 20))),
+    deviance_at_theta = dev_at,
+    optimizer_settings = OPT_SETTINGS,
+    optimizer_used = tf$which,
+    optimizer_check = list(
+      objective_bobyqa = tf$c1,
+      objective_nloptwrap_polish = tf$c2,
+      objective_default_control = dcrit,
+      theta_default_control = I(unname(getME(def$value, "theta")))),
+    fit_warnings = I(tf$w$warnings),
+    fit_messages = I(tf$w$messages),
+    elapsed_s = elapsed,
+    generated_by = sprintf("tests/reference/make_reference.R; R %s.%s, lme4 %s",
+                           R.version$major, R.version$minor,
+                           as.character(packageVersion("lme4")))
+  ))
+  write_fixture(res, file.path(outdir, paste0(id, ".json")))
+  cat(sprintf("%-18s crit=%.12f (default %.12f, diff %.2e) theta=[%s] sigma=%.8g  %.1fs\n",
+              id, crit(m), dcrit, crit(m) - dcrit,
+              paste(sprintf("%.8g", theta), collapse = ", "), sigma(m), elapsed))
+  invisible(m)
+}
+
+both <- function(id, formula_str, data, dataset, extra = list()) {
+  run_model(paste0(id, "_reml"), formula_str, data, dataset, TRUE, extra)
+  run_model(paste0(id, "_ml"), formula_str, data, dataset, FALSE, extra)
+}
+
+## ---- data ----------------------------------------------------------------------
+na_rows_1based <- c(3, 17, 18, 40, 41, 42, 77, 100, 101, 150, 151, 152, 153, 178)
+sleep_na <- sleepstudy
+sleep_na$Reaction[na_rows_1based] <- NA
+
+sleep_rd <- sleepstudy
+sleep_rd$Days2 <- 2 * sleep_rd$Days
+sleep_rd$grp <- factor(ifelse(as.integer(sleep_rd$Subject) <= 9, "a", "b"))
+
+cake_u <- cake
+cake_u$temperature <- factor(cake_u$temperature, ordered = FALSE)
+
+## ---- models ----------------------------------------------------------------------
+t_all <- system.time({
+both("dyestuff", "Yield ~ 1 + (1 | Batch)", Dyestuff, "dyestuff")
+both("dyestuff2", "Yield ~ 1 + (1 | Batch)", Dyestuff2, "dyestuff2")
+both("sleep", "Reaction ~ Days + (Days | Subject)", sleepstudy, "sleepstudy")
+both("sleep_diag", "Reaction ~ Days + (Days || Subject)", sleepstudy, "sleepstudy")
+both("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", Penicillin, "penicillin")
+both("pastes", "strength ~ 1 + (1 | batch/cask)", Pastes, "pastes")
+both("sleep_missing", "Reaction ~ Days + (Days | Subject)", sleep_na, "sleepstudy",
+     extra = list(na_rows = I(na_rows_1based - 1), na_column = "Reaction",
+                  data_transform = "Reaction set to NA at the 0-based rows na_rows; rows with NA dropped (na.omit); fitted/residuals refer to the remaining rows"))
+both("rankdef", "Reaction ~ Days + Days2 + grp + (1 | Subject)", sleep_rd, "sleepstudy",
+     extra = list(data_transform = "Days2 = 2*Days; grp = factor(ifelse(as.integer(Subject) <= 9, 'a', 'b')) (levels a, b; Subject levels 1-9 in R order -> 'a')"))
+both("cake", "angle ~ recipe * temperature + (1 | recipe:replicate)", cake_u, "cake",
+     extra = list(data_transform = "temperature converted to an unordered factor (treatment contrasts)"))
+run_model("insteval_ml", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)", InstEval, "insteval", FALSE)
+})
+cat(sprintf("total elapsed: %.1f s\n", t_all[["elapsed"]]))
