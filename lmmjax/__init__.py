@@ -23,7 +23,33 @@ from .results.fit import LmerFit  # noqa: E402
 
 __version__ = "0.1.0"
 
+
+def anova(*fits, **kwargs):
+    """Likelihood-ratio tests of nested models (REML fits refitted by ML, as lme4).
+
+    Examples
+    --------
+    >>> lmm.anova(fit0, fit1)  # doctest: +SKIP
+    """
+    from .inference import anova_models
+
+    return anova_models(*fits, **kwargs)
+
+
+def __getattr__(name):
+    # Submodules with heavier imports load on first use.
+    if name in ("plot",):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    if name in ("power", "power_curve"):
+        from . import power as _power
+
+        return getattr(_power, name)
+    raise AttributeError(f"module 'lmmjax' has no attribute {name!r}")
+
+
 __all__ = [
-    "lmer", "LmerFit", "datasets", "ModelSpecError", "DataWarning", "FewLevelsWarning",
+    "lmer", "anova", "LmerFit", "datasets", "ModelSpecError", "DataWarning", "FewLevelsWarning",
     "ConvergenceWarning", "SingularFitWarning", "__version__",
 ]

@@ -201,6 +201,76 @@ class LmerFit:
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
+    # ---- inference (lmmjax.inference) -------------------------------------
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Fixed effects with SE, df, t and p; ``ddf`` in {"satterthwaite",
+        "kenward-roger", "residual", "normal"} (see lmmjax.inference)."""
+        from ..inference import coef_table
+
+        return coef_table(self, ddf=ddf)
+
+    def contrast(self, L, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """t test (one row) or F test (several rows) of linear combinations Lβ."""
+        from ..inference import contrast
+
+        return contrast(self, L, ddf=ddf)
+
+    def anova(self, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
+        """F tests per model term (type III by default, type I optional)."""
+        from ..inference import anova_terms
+
+        return anova_terms(self, ddf=ddf, type=type)
+
+    def confint(self, method: str = "wald", level: float = 0.95, **kwargs) -> pd.DataFrame:
+        """Confidence intervals: ``method`` "wald", "profile" or "bootstrap"."""
+        from ..inference import confint
+
+        return confint(self, method=method, level=level, **kwargs)
+
+    def profile(self, **kwargs):
+        """Likelihood profile traces (ζ against each parameter)."""
+        from ..inference import profile
+
+        return profile(self, **kwargs)
+
+    # ---- simulation and refits (lmmjax.simulate) --------------------------
+    def simulate(self, n: int = 1, seed: int = 0, **kwargs) -> np.ndarray:
+        """Responses drawn from the fitted model, shape (n, nobs)."""
+        from ..simulate import simulate
+
+        return simulate(self, n, seed=seed, **kwargs)
+
+    def bootstrap(self, n: int = 1000, seed: int = 0, **kwargs):
+        """Parametric bootstrap: ``BootstrapResult`` from batched refits."""
+        from ..simulate import bootstrap
+
+        return bootstrap(self, n, seed=seed, **kwargs)
+
+    def refit_many(self, Y, **kwargs) -> pd.DataFrame:
+        """The same model fitted to many response vectors (columns of Y)."""
+        from ..simulate import refit_many
+
+        return refit_many(self, Y, **kwargs)
+
+    # ---- diagnostics and report (lmmjax.diagnostics) ----------------------
+    def check(self) -> list:
+        """Red flags found in this fit (code, message, what to do)."""
+        from ..diagnostics import check
+
+        return check(self)
+
+    def report(self, format: str = "text") -> str:
+        """A methods-and-results paragraph (``format`` "text" or "markdown")."""
+        from ..diagnostics import report
+
+        return report(self, format=format)
+
+    def plot_diagnostics(self, **kwargs):
+        """The standard panel of diagnostic plots (matplotlib Figure)."""
+        from ..diagnostics import plot_diagnostics
+
+        return plot_diagnostics(self, **kwargs)
+
     # ---- refits -----------------------------------------------------------
     def refit(self, y=None, reml: bool | None = None) -> "LmerFit":
         """Fit the same design again with a new response and/or method."""

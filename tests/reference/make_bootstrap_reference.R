@@ -126,7 +126,6 @@ res <- list(
   derived_names = I(names(d0)),
   derived_original = I(unname(d0)),
   derived_formulas = "sd_intercept = sigma*theta1; sd_days = sigma*sqrt(theta2^2+theta3^2); cor = theta2/sqrt(theta2^2+theta3^2)",
-  derived_replicates = rows(dt),
   derived_mean = I(unname(colMeans(dt, na.rm = TRUE))),
   derived_sd = I(unname(apply(dt, 2, sd, na.rm = TRUE))),
   percentile_95_quantile7 = list(names = I(names(d0)), lower = I(unname(q7[1, ])), upper = I(unname(q7[2, ]))),
