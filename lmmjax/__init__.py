@@ -43,9 +43,9 @@ def __getattr__(name):
 
         return importlib.import_module(f".{name}", __name__)
     if name in ("power", "power_curve"):
-        from . import power as _power
+        from . import powersim
 
-        return getattr(_power, name)
+        return getattr(powersim, name)
     raise AttributeError(f"module 'lmmjax' has no attribute {name!r}")
 
 

@@ -107,6 +107,7 @@ def factorize(theta, arrays, dims):
         SXX = SXX - V.T @ V
         out.update(L22=L22, V=V, logdet_L=out["logdet_L"] + 2.0 * jnp.sum(jnp.log(jnp.diagonal(L22))))
     out["SXX"] = SXX
+    out["nobs"] = arrays["nobs"]
     out["LXX"] = jnp.linalg.cholesky(SXX)
     return out
 
@@ -115,11 +116,12 @@ def deviance_from_factor(f, dims):
     """ML deviance or REML criterion from a factorization."""
     LXX = f["LXX"]
     r2 = LXX[dims.p, dims.p] ** 2
+    n = f["nobs"]  # an array, so that refits dropping rows (zeroed) share compiled code
     if dims.reml:
-        dof = dims.n - dims.p
+        dof = n - dims.p
         logdet_rx = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)[: dims.p]))
         return f["logdet_L"] + logdet_rx + dof * (1.0 + LOG2PI + jnp.log(r2 / dof))
-    return f["logdet_L"] + dims.n * (1.0 + LOG2PI + jnp.log(r2 / dims.n))
+    return f["logdet_L"] + n * (1.0 + LOG2PI + jnp.log(r2 / n))
 
 
 def profiled_deviance(theta, arrays, dims):

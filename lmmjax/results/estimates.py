@@ -51,7 +51,8 @@ def point_estimates(model: Model, theta: np.ndarray) -> PointEstimates:
     SXX = f["SXX"]
     beta = np.linalg.solve(SXX[:p, :p], SXX[:p, p]) if p else np.zeros(0)
     pwrss = float(f["LXX"][p, p] ** 2)
-    dof = dims.n - p if dims.reml else dims.n
+    n = float(model.arrays["nobs"])
+    dof = n - p if dims.reml else n
     sigma = float(np.sqrt(pwrss / dof))
     vcov_unscaled = np.linalg.inv(SXX[:p, :p]) if p else np.zeros((0, 0))
     dev = float(deviance_from_factor(f, dims))

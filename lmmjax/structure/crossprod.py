@@ -123,7 +123,7 @@ def cross_products(blocks: list, X: np.ndarray, y: np.ndarray, reml: bool, n_the
     q2 = Z2.shape[1]
     lam_index, lam_weight = lambda_gather(blocks)
     kmax = lam_index.shape[1]
-    arrays = dict(A11=A11, A1X=A1X, AXX=AXX, lam_index=lam_index, lam_weight=lam_weight,
+    arrays = dict(A11=A11, A1X=A1X, AXX=AXX, nobs=np.float64(n), lam_index=lam_index, lam_weight=lam_weight,
                   T1_index=b1.theta_index.astype(np.int32))
     if q2 > 0:
         Z1 = sp.csr_matrix(
