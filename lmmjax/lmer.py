@@ -28,8 +28,9 @@ def _singular_message(fit: LmerFit) -> str:
             )
     return (
         "Boundary (singular) fit: " + "; ".join(parts) + ". The data do not support "
-        "this random-effects structure: consider removing the term or its correlations "
-        "(use '||'), and do not interpret the zero variance as evidence of no variation."
+        "this random-effects structure. Consider simplifying it: drop the correlation "
+        "(write '||' instead of '|') or the term itself. A zero variance means the data "
+        "cannot distinguish this variation from residual noise, not that there is none."
     )
 
 

@@ -1,0 +1,137 @@
+"""Property tests of the profiled deviance and the optimum.
+
+On small random designs the blocked, profiled deviance must equal −2 log L
+computed from the dense marginal covariance V = σ²(ZΛΛᵀZᵀ + I) with β at its
+GLS value and σ at its (RE)ML value; and lmmjax's optimum must be no worse
+than a multi-start of scipy's L-BFGS-B on the same function.
+"""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.optimize as so
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lmmjax as lmm
+from lmmjax.model import build_model
+from lmmjax.objective.deviance import deviance_jit
+from lmmjax.results.estimates import t_matrix
+
+
+def dense_z_lambda(model, theta):
+    """Dense Z and Λ of a Model (columns block by block, level-major)."""
+    zs, lams = [], []
+    for blk in model.blocks:
+        n, p, nl = len(blk.codes), blk.p, blk.nlevels
+        Z = np.zeros((n, nl * p))
+        for c in range(p):
+            Z[np.arange(n), blk.codes * p + c] = blk.Z[:, c]
+        zs.append(Z)
+        lams.append(np.kron(np.eye(nl), t_matrix(blk, theta)))
+    q = sum(L.shape[0] for L in lams)
+    Lam = np.zeros((q, q))
+    start = 0
+    for L in lams:
+        Lam[start:start + len(L), start:start + len(L)] = L
+        start += len(L)
+    return np.hstack(zs), Lam
+
+
+def dense_deviance(model, theta):
+    """−2 log L (ML) or the REML criterion from the dense marginal covariance."""
+    X, y = model.X, model.y
+    n, p = X.shape
+    Z, Lam = dense_z_lambda(model, theta)
+    V0 = Z @ Lam @ Lam.T @ Z.T + np.eye(n)
+    Vi = np.linalg.inv(V0)
+    XtViX = X.T @ Vi @ X
+    beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
+    r = y - X @ beta
+    rss = r @ Vi @ r
+    logdetV0 = np.linalg.slogdet(V0)[1]
+    if model.reml:
+        dof = n - p
+        return logdetV0 + np.linalg.slogdet(XtViX)[1] + dof * (1 + np.log(2 * np.pi * rss / dof))
+    return logdetV0 + n * (1 + np.log(2 * np.pi * rss / n))
+
+
+@st.composite
+def designs(draw):
+    """A small random data set with one or two grouping factors."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n_g = draw(st.integers(3, 7))
+    per = draw(st.integers(3, 6))
+    n = n_g * per
+    keep = rng.random(n) > draw(st.sampled_from([0.0, 0.2]))  # unbalanced sometimes
+    keep[:: per] = True  # every group keeps at least one row
+    g = np.repeat(np.arange(n_g), per)
+    h = rng.integers(0, draw(st.integers(2, 4)), n)
+    x = rng.normal(size=n)
+    y = 1 + 0.5 * x + rng.normal(size=n_g)[g] + rng.normal(size=n)
+    df = pd.DataFrame({"y": y, "x": x, "g": [f"g{v}" for v in g], "h": [f"h{v}" for v in h]})[keep]
+    form = draw(st.sampled_from([
+        "y ~ x + (1 | g)", "y ~ x + (x | g)", "y ~ 1 + (x || g)",
+        "y ~ x + (1 | g) + (1 | h)", "y ~ x + (x | g) + (1 | h)", "y ~ 1 + (1 | h) + (0 + x | g)",
+    ]))
+    reml = draw(st.booleans())
+    return df, form, reml, rng
+
+
+def build(df, form, reml):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_model(form, df, reml=reml)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(designs())
+def test_profiled_deviance_equals_dense_likelihood(case):
+    df, form, reml, rng = case
+    model = build(df, form, reml)
+    lower = model.layout.lower
+    theta = np.where(np.isfinite(lower), rng.uniform(0.0, 2.0, len(lower)), rng.normal(0, 0.7, len(lower)))
+    ours = float(deviance_jit(theta, model.arrays, model.dims))
+    ref = dense_deviance(model, theta)
+    np.testing.assert_allclose(ours, ref, rtol=1e-8)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(designs())
+def test_optimum_no_worse_than_multistart_lbfgsb(case):
+    df, form, reml, rng = case
+    model = build(df, form, reml)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = lmm.lmer(form, df, reml=reml)
+    lower = model.layout.lower
+    bounds = [(0, None) if np.isfinite(lo) else (None, None) for lo in lower]
+    best = np.inf
+    for _ in range(4):
+        start = np.where(np.isfinite(lower), rng.uniform(0.05, 3.0, len(lower)), rng.normal(0, 1, len(lower)))
+        res = so.minimize(lambda t: dense_deviance(model, t), start, method="L-BFGS-B", bounds=bounds)
+        best = min(best, res.fun)
+    assert fit.deviance <= best + 1e-6 * max(1.0, abs(best))
+
+
+def test_deviance_at_optimum_not_above_lme4_theta():
+    """The optimum is never worse than the reference θ (sleepstudy, lme4's θ)."""
+    fit = lmm.lmer("Reaction ~ Days + (Days | Subject)", lmm.datasets.load("sleepstudy"))
+    lme4_theta = np.array([0.96673279, 0.01516906, 0.23090960])
+    dev_lme4 = float(deviance_jit(lme4_theta, fit.model.arrays, fit.model.dims))
+    assert fit.deviance <= dev_lme4 + 1e-9
+
+
+def test_same_shape_data_does_not_recompile():
+    """A second data set of the same shape reuses the compiled objective."""
+    from lmmjax.objective.deviance import value_and_grad_jit
+
+    df = lmm.datasets.load("sleepstudy")
+    lmm.lmer("Reaction ~ Days + (Days | Subject)", df)
+    size = value_and_grad_jit._cache_size()
+    df2 = df.assign(Reaction=df["Reaction"].sample(frac=1.0, random_state=1).to_numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmm.SingularFitWarning)
+        lmm.lmer("Reaction ~ Days + (Days | Subject)", df2)
+    assert value_and_grad_jit._cache_size() == size
