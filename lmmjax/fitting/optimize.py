@@ -78,7 +78,7 @@ def minimize_deviance(arrays, dims, lower, theta0=None, gtol=1e-6, snap_tol=1e-4
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     res = so.minimize(
         fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-        options=dict(maxiter=5000, maxfun=10000, ftol=1e-15, gtol=1e-10, maxcor=20),
+        options=dict(maxiter=5000, maxfun=10000, ftol=1e-12, gtol=1e-9, maxcor=20),
     )
     theta = np.array(res.x, dtype=float)
     dev = float(res.fun)

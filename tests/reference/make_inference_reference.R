@@ -153,7 +153,6 @@ inference_fixture <- function(id, formula_str, data, dataset, extra = list()) {
   res$confint_profile_note <- "lme4 confint.merMod(method='profile', oldNames=FALSE) on the REML fit; lme4 profiles the ML deviance (devfun2 calls refitML)"
   res$confint_wald <- confint_cols(confint(m, method = "Wald", oldNames = FALSE))
   res$optimizer_settings <- OPT_SETTINGS
-  res$elapsed_s <- proc.time()[[3]] - t0
   res$generated_by <- sprintf("tests/reference/make_inference_reference.R; R %s.%s, lme4 %s, lmerTest %s, pbkrtest %s",
                               R.version$major, R.version$minor,
                               packageVersion("lme4"), packageVersion("lmerTest"), packageVersion("pbkrtest"))

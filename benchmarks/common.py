@@ -1,0 +1,99 @@
+"""Shared helpers for the benchmark scripts: machine description, R runs, RESULTS.md sections."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    """One line describing this machine and the software versions."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, AttributeError):
+        pass
+    import jax
+
+    dev = ", ".join(sorted({d.platform for d in jax.devices()}))
+    r = r_version()
+    return (f"{os.cpu_count()} cores ({cpu}){mem}; Python {platform.python_version()}, "
+            f"jax {jax.__version__} on {dev}" + (f"; {r}" if r else "; R not found"))
+
+
+def r_version() -> str | None:
+    if not shutil.which("Rscript"):
+        return None
+    out = subprocess.run(["Rscript", "-e", "cat(R.version.string, 'lme4', as.character(packageVersion('lme4')))"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or None
+
+
+def run_r(code: str, timeout: int = 1200) -> dict | None:
+    """Run R code that prints one JSON object on its last line; None without R.
+
+    Peak memory comes from /usr/bin/time when available.
+    """
+    if not shutil.which("Rscript"):
+        return None
+    cmd = ["Rscript", "-e", code]
+    timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    if timer:
+        cmd = [timer, "-f", "MAXRSS_KB=%M"] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"R failed:\n{out.stderr[-3000:]}")
+    result = json.loads(lines[-1])
+    m = re.search(r"MAXRSS_KB=(\d+)", out.stderr)
+    if m:
+        result["peak_mb"] = int(m.group(1)) / 1024
+    return result
+
+
+def run_python(code: str, timeout: int = 1200) -> dict:
+    """Run Python code in a fresh interpreter (so compile time is real); last stdout line is JSON."""
+    wrapper = code + (
+        "\nimport resource, json as _j\n"
+        "print(_j.dumps(dict(RESULT, peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=timeout)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"Python benchmark failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def write_section(name: str, markdown: str) -> None:
+    """Replace (or append) the section between <!-- name:start --> and <!-- name:end -->."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{markdown.rstrip()}\n\n_Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}._\n{end}"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach section is written by the script named in it.\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
+
+
+def markdown_table(header: list, rows: list) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
