@@ -46,7 +46,7 @@ class PointEstimates:
 def point_estimates(model: Model, theta: np.ndarray) -> PointEstimates:
     """β̂ (GLS), σ̂ and cov(β̂)/σ² at θ."""
     dims = model.dims
-    f = {k: np.asarray(v) for k, v in factorize_jit(np.asarray(theta, float), model.arrays, dims).items()}
+    f = {k: np.asarray(v) for k, v in factorize_jit(np.asarray(theta, float), model.arrays, dims, True).items()}
     p = dims.p
     SXX = f["SXX"]
     beta = np.linalg.solve(SXX[:p, :p], SXX[:p, p]) if p else np.zeros(0)

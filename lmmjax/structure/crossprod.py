@@ -13,7 +13,8 @@ Arrays (``m = p + 1`` columns of ``[X y]``):
 - ``ent_*``: the nonzero pattern of Z₂ᵀZ₁ as entries (row r of the rest,
   level j of block 1, vector a ∈ R^{p1}).
 - ``pair_*``: for each level j, every pair of its entries (e1, e2) with
-  r1 ≥ r2, and the flat target index r1·q2 + r2 of the Schur update.
+  r1 ≥ r2: its level, coefficients a_e1 ⊗ a_e2 and the flat target index
+  r1·q2 + r2 of the Schur update.
 
 Entry and pair arrays are padded (zero vectors, target 0) to a rounded
 length so that data sets of similar size share compiled code.
@@ -64,20 +65,23 @@ def per_level_products(codes: np.ndarray, left: np.ndarray, right: np.ndarray, n
 
 
 def _entries_and_pairs(A21: sp.csc_matrix, l1: int, p1: int, q2: int):
-    """Entries (r, j, a) of Z₂ᵀZ₁ and the pairs of entries sharing a level."""
+    """Entries (r, j, a) of Z₂ᵀZ₁ and the pairs of entries sharing a level.
+
+    Entries are sorted by level, then row. Each pair (e1, e2) with r1 ≥ r2
+    carries its level, the flat target r1·q2 + r2 and the coefficients
+    a_e1 ⊗ a_e2 (p1² numbers), so that its term of the Schur update is
+    ``coef · vec(W_level)``. Pairs are sorted by level.
+    """
     coo = A21.tocoo()
     level = coo.col // p1
     comp = coo.col % p1
-    key = coo.row.astype(np.int64) * l1 + level
+    key = level.astype(np.int64) * q2 + coo.row
     ukeys, inv = np.unique(key, return_inverse=True)
-    ent_row = (ukeys // l1).astype(np.int64)
-    ent_level = (ukeys % l1).astype(np.int64)
+    ent_level = (ukeys // q2).astype(np.int64)
+    ent_row = (ukeys % q2).astype(np.int64)
     ent_a = np.zeros((len(ukeys), p1))
     np.add.at(ent_a, (inv, comp), coo.data)
-    # Entries sorted by (row, level); regroup by level for pair generation.
-    order = np.lexsort((ent_row, ent_level))
-    lev_sorted = ent_level[order]
-    starts = np.searchsorted(lev_sorted, np.arange(l1 + 1))
+    starts = np.searchsorted(ent_level, np.arange(l1 + 1))
     counts = np.diff(starts)
     e1_list, e2_list = [], []
     for size in np.unique(counts):
@@ -86,14 +90,16 @@ def _entries_and_pairs(A21: sp.csc_matrix, l1: int, p1: int, q2: int):
         levs = np.nonzero(counts == size)[0]
         ii, jj = np.tril_indices(size)
         base = starts[levs][:, None]
-        e1_list.append(order[(base + ii[None, :]).ravel()])
-        e2_list.append(order[(base + jj[None, :]).ravel()])
+        e1_list.append((base + ii[None, :]).ravel())
+        e2_list.append((base + jj[None, :]).ravel())
     e1 = np.concatenate(e1_list) if e1_list else np.zeros(0, np.int64)
     e2 = np.concatenate(e2_list) if e2_list else np.zeros(0, np.int64)
+    srt = np.argsort(ent_level[e1], kind="stable")
+    e1, e2 = e1[srt], e2[srt]
     # Within a level entries are sorted by row, so r(e1) >= r(e2).
     target = ent_row[e1] * q2 + ent_row[e2]
-    srt = np.argsort(target, kind="stable")
-    return ent_row, ent_level, ent_a, e1[srt], e2[srt], target[srt]
+    coef = (ent_a[e1][:, :, None] * ent_a[e2][:, None, :]).reshape(len(e1), p1 * p1)
+    return ent_row, ent_level, ent_a, ent_level[e1], coef, target
 
 
 def _pad(arr: np.ndarray, length: int, fill=0):
@@ -131,17 +137,17 @@ def cross_products(blocks: list, X: np.ndarray, y: np.ndarray, reml: bool, n_the
             shape=(n, l1 * p1),
         )
         A21 = (Z2.T @ Z1).tocsc()
-        ent_row, ent_level, ent_a, e1, e2, target = _entries_and_pairs(A21, l1, p1, q2)
-        n_ent, n_pair = padded_length(len(ent_row)), padded_length(len(e1))
+        ent_row, ent_level, ent_a, pair_level, pair_coef, target = _entries_and_pairs(A21, l1, p1, q2)
+        n_ent, n_pair = padded_length(len(ent_row)), padded_length(len(target))
         arrays.update(
             A22=(Z2.T @ Z2).toarray(),
             A2X=np.asarray(Z2.T @ XY),
             ent_row=_pad(ent_row, n_ent).astype(np.int32),
-            ent_level=_pad(ent_level, n_ent).astype(np.int32),
+            ent_level=_pad(ent_level, n_ent, l1 - 1).astype(np.int32),
             ent_a=_pad(ent_a, n_ent, 0.0),
-            pair_e1=_pad(e1, n_pair).astype(np.int32),
-            pair_e2=_pad(e2, n_pair).astype(np.int32),
-            # padding pairs point at entry 0 with a zero weight via an empty target slot
+            # padding: zero coefficients, level l1 - 1 (keeps the level order), a spare target slot
+            pair_level=_pad(pair_level, n_pair, l1 - 1).astype(np.int32),
+            pair_coef=_pad(pair_coef, n_pair, 0.0),
             pair_target=_pad(target, n_pair, q2 * q2).astype(np.int64),
         )
     dims = Dims(n=n, p=p, l1=l1, p1=p1, q2=q2, kmax=kmax, n_theta=n_theta, reml=reml)

@@ -1,0 +1,2 @@
+"""Diagnostics: residuals, influence, red flags, plots and the report."""
+from .flags import FlagList, RedFlag, check  # noqa: F401

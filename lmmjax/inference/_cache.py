@@ -1,0 +1,14 @@
+"""Per-fit memo of expensive inference pieces (fits are immutable, so this is safe)."""
+from __future__ import annotations
+
+import weakref
+
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def cached(fit, key: str, compute):
+    """``compute()`` once per (fit, key); dropped with the fit."""
+    store = _CACHE.setdefault(fit, {})
+    if key not in store:
+        store[key] = compute()
+    return store[key]

@@ -1,0 +1,170 @@
+"""Satterthwaite degrees of freedom with exact derivatives (lmerTest's method).
+
+lmerTest (Kuznetsova, Brockhoff & Christensen 2017, JSS 82(13)) works with the
+variance parameters ``varpar = (θ, σ)`` and
+
+- the deviance as a function of varpar with β profiled out but σ *not*
+  profiled: ML ``log|L|² + pwrss(θ)/σ² + n log(2πσ²)``; REML adds
+  ``log|R_X|²`` and has ``n − p`` in place of ``n``;
+- ``A = 2 H⁻¹``, H its Hessian at the estimate (the asymptotic covariance
+  of varpar);
+- the Jacobian of ``cov(β̂)(varpar) = σ² (X'V_θ⁻¹X)⁻¹`` (``X'V_θ⁻¹X`` is the
+  leading p×p block of the blocked factorisation's Schur complement).
+
+lmerTest takes H and the Jacobian by numerical differentiation (numDeriv);
+here both come from JAX through :func:`lmmjax.objective.deviance.factorize`,
+compiled once per model structure. For a linear combination ``l'β`` the
+degrees of freedom are ``2 (l'Cl)² / (g'Ag)`` with ``g_k = l'(∂C/∂varpar_k)l``;
+F tests of several rows use lmerTest's ``contestMD`` (eigen-decomposition
+of ``L C L'`` and the combination of the per-direction df).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..objective.deviance import LOG2PI, factorize
+
+jax.config.update("jax_enable_x64", True)
+
+EIGEN_TOL = 1e-8  # lmerTest's tolerance on the Hessian's eigenvalues
+
+
+def varpar_deviance(varpar, arrays, dims):
+    """Deviance (ML) or REML criterion at ``varpar = (θ, σ)``, β profiled, σ explicit.
+
+    Examples
+    --------
+    >>> dev = varpar_deviance(np.append(fit.theta, fit.sigma), fit.model.arrays, fit.model.dims)  # doctest: +SKIP
+    """
+    theta, sigma = varpar[:-1], varpar[-1]
+    f = factorize(theta, arrays, dims)
+    p = dims.p
+    LXX = f["LXX"]
+    pwrss = LXX[p, p] ** 2
+    s2 = sigma ** 2
+    n = arrays["nobs"]
+    dev = f["logdet_L"] + pwrss / s2
+    if dims.reml:
+        logdet_rx = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)[:p]))
+        return dev + logdet_rx + (n - p) * (LOG2PI + jnp.log(s2))
+    return dev + n * (LOG2PI + jnp.log(s2))
+
+
+def covbeta(varpar, arrays, dims):
+    """cov(β̂) = σ² (X'V_θ⁻¹X)⁻¹ as a function of ``varpar = (θ, σ)``."""
+    f = factorize(varpar[:-1], arrays, dims)
+    p = dims.p
+    R = f["LXX"][:p, :p]  # lower Cholesky factor of X'V_θ⁻¹X
+    Rinv = jax.scipy.linalg.solve_triangular(R, jnp.eye(p, dtype=R.dtype), lower=True)
+    return varpar[-1] ** 2 * (Rinv.T @ Rinv)
+
+
+def _pieces(varpar, arrays, dims):
+    H = jax.hessian(varpar_deviance)(varpar, arrays, dims)
+    C = covbeta(varpar, arrays, dims)
+    J = jax.jacfwd(covbeta)(varpar, arrays, dims)  # (p, p, n_varpar)
+    return H, C, J
+
+
+pieces_jit = jax.jit(_pieces, static_argnums=2)
+
+
+@dataclass(frozen=True)
+class SatterthwaiteInfo:
+    """What lmerTest stores in an ``lmerModLmerTest`` object.
+
+    Attributes
+    ----------
+    varpar : ndarray, (θ, σ) at the estimate
+    hessian : ndarray, Hessian of :func:`varpar_deviance` in varpar
+    vcov_varpar : ndarray, ``2 H⁺`` (pseudo-inverse over eigenvalues > 1e-8)
+    vcov_beta : ndarray, cov(β̂)
+    jacobian : ndarray (n_varpar, p, p), ∂cov(β̂)/∂varpar_k
+    notes : tuple of str, lmerTest's warnings about the Hessian
+    """
+
+    varpar: np.ndarray
+    hessian: np.ndarray
+    vcov_varpar: np.ndarray
+    vcov_beta: np.ndarray
+    jacobian: np.ndarray
+    notes: tuple
+
+
+def satterthwaite_info(model, theta: np.ndarray, sigma: float) -> SatterthwaiteInfo:
+    """Hessian and Jacobian at (θ, σ), exact, from one compiled function.
+
+    Cost: one forward-over-reverse Hessian of the deviance (n_θ + 1 JVPs of
+    its gradient) and n_θ + 1 JVPs of cov(β̂): a few times one gradient
+    evaluation of the objective.
+    """
+    varpar = np.append(np.asarray(theta, float), float(sigma))
+    H, C, J = (np.asarray(a) for a in pieces_jit(varpar, model.arrays, model.dims))
+    H = 0.5 * (H + H.T)
+    evals, evecs = np.linalg.eigh(H)
+    notes = []
+    neg = evals < -EIGEN_TOL
+    zero = np.abs(evals) <= EIGEN_TOL
+    if neg.any():
+        notes.append("Model failed to converge: the Hessian of the deviance in (θ, σ) has negative "
+                     f"eigenvalue(s) {', '.join(f'{v:.1e}' for v in evals[neg])}.")
+    if zero.any():
+        notes.append("Model may not have converged: eigenvalue(s) of the Hessian close to zero: "
+                     f"{', '.join(f'{v:.1e}' for v in evals[zero])}.")
+    pos = evals > EIGEN_TOL
+    Hinv = (evecs[:, pos] / evals[pos]) @ evecs[:, pos].T
+    return SatterthwaiteInfo(varpar=varpar, hessian=H, vcov_varpar=2.0 * Hinv, vcov_beta=C,
+                             jacobian=np.moveaxis(J, -1, 0), notes=tuple(notes))
+
+
+def t_test(info: SatterthwaiteInfo, beta: np.ndarray, l: np.ndarray):
+    """Estimate, SE, df of ``l'β`` (lmerTest's ``contest1D``)."""
+    l = np.asarray(l, float)
+    var = float(l @ info.vcov_beta @ l)
+    grad = np.einsum("i,kij,j->k", l, info.jacobian, l)
+    denom = float(grad @ info.vcov_varpar @ grad)
+    df = 2.0 * var ** 2 / denom if denom > 0 else np.inf
+    return float(l @ beta), np.sqrt(var), df
+
+
+def combine_df(nu: np.ndarray, tol: float = 1e-8) -> float:
+    """lmerTest's ``get_Fstat_ddf``: one denominator df from per-direction df."""
+    nu = np.asarray(nu, float)
+    if nu.size == 1:
+        return float(nu[0])
+    if np.all(np.abs(np.diff(nu)) < tol):
+        return float(np.mean(nu))
+    if np.any(nu <= 2):
+        return 2.0
+    E = np.sum(nu / (nu - 2.0))
+    return float(2.0 * E / (E - nu.size))
+
+
+def f_test(info: SatterthwaiteInfo, beta: np.ndarray, L: np.ndarray, eps: float = np.sqrt(np.finfo(float).eps)):
+    """F statistic, numerator and denominator df of ``Lβ = 0`` (lmerTest's ``contestMD``).
+
+    Rows of L that are linear combinations of others are dropped through the
+    eigen-decomposition of ``L C L'``.
+    """
+    L = np.atleast_2d(np.asarray(L, float))
+    VL = L @ info.vcov_beta @ L.T
+    d, P = np.linalg.eigh(0.5 * (VL + VL.T))
+    order = np.argsort(d)[::-1]
+    d, P = d[order], P[:, order]
+    tol = max(eps * d[0], 0.0)
+    q = int(np.sum(d > tol))
+    if q == 0:
+        return np.nan, 0, np.nan
+    PtL = (P.T @ L)[:q]
+    if q == 1:
+        est, se, df = t_test(info, beta, PtL[0])
+        return (est / se) ** 2, 1, df
+    t2 = (PtL @ beta) ** 2 / d[:q]
+    F = float(np.sum(t2) / q)
+    grads = np.einsum("mi,kij,mj->mk", PtL, info.jacobian, PtL)
+    nu = 2.0 * d[:q] ** 2 / np.einsum("mk,kl,ml->m", grads, info.vcov_varpar, grads)
+    return F, q, combine_df(nu)
