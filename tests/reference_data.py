@@ -23,7 +23,7 @@ def fixture_ids(kind: str) -> list:
 
 def r_name(name: str) -> str:
     """lmmjax/formulaic column name -> R's: 'f[T.b]' -> 'fb', 'Intercept' -> '(Intercept)'."""
-    name = re.sub(r"([\w.]+)\[T\.([^\]]+)\]", r"\1\2", name)
+    name = re.sub(r"([\w.]+)\[(?:T\.)?([^\]]+)\]", r"\1\2", name)
     return "(Intercept)" if name == "Intercept" else name
 
 

@@ -42,6 +42,25 @@ def projected_gradient(theta, grad, lower):
     return g
 
 
+def _escape_boundary_saddle(theta, dev, lower, arrays, dims, evals, steps=(1e-2, 1e-1)):
+    """A better point next to a diagonal θ that sits on its bound, or None.
+
+    The deviance depends on the diagonal entries of T through their squares
+    in some directions, so its gradient there is exactly 0 at the bound:
+    a gradient method can stop at such a saddle (e.g. a correlation of ±1
+    that is not the optimum). Probe a step into the interior.
+    """
+    theta = np.asarray(theta, dtype=float)
+    for i in np.nonzero(np.isfinite(lower) & (theta <= lower))[0]:
+        for step in steps:
+            trial = theta.copy()
+            trial[i] = lower[i] + step
+            evals[0] += 1
+            if float(deviance_jit(trial, arrays, dims)) < dev - 1e-10 * max(1.0, abs(dev)):
+                return trial
+    return None
+
+
 def start_theta(lower: np.ndarray) -> np.ndarray:
     """lme4's start: 1 on the diagonals of T, 0 off them."""
     return np.where(np.isfinite(lower), 1.0, 0.0)
@@ -76,10 +95,15 @@ def minimize_deviance(arrays, dims, lower, theta0=None, gtol=1e-6, snap_tol=1e-4
         return val, np.asarray(grad, dtype=float)
 
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    res = so.minimize(
-        fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-        options=dict(maxiter=5000, maxfun=10000, ftol=1e-12, gtol=1e-9, maxcor=20),
-    )
+    options = dict(maxiter=5000, maxfun=10000, ftol=1e-12, gtol=1e-9, maxcor=20)
+    res = so.minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+    nit = int(res.nit)
+    for _ in range(3):
+        escape = _escape_boundary_saddle(res.x, float(res.fun), lower, arrays, dims, evals)
+        if escape is None:
+            break
+        res = so.minimize(fun, escape, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+        nit += int(res.nit)
     theta = np.array(res.x, dtype=float)
     dev = float(res.fun)
     snapped = []
@@ -96,7 +120,7 @@ def minimize_deviance(arrays, dims, lower, theta0=None, gtol=1e-6, snap_tol=1e-4
     ok = bool(np.isfinite(dev) and pg <= gtol * max(1.0, abs(dev)))
     return OptSummary(
         theta_start=theta0, theta=theta, deviance=dev, n_evaluations=evals[0] + 1 + len(snapped),
-        n_iterations=int(res.nit), optimizer="L-BFGS-B (scipy) with JAX gradients",
+        n_iterations=nit, optimizer="L-BFGS-B (scipy) with JAX gradients",
         message=str(res.message), projected_gradient=pg, success=ok,
         seconds=time.perf_counter() - t0, snapped=tuple(snapped),
     )

@@ -238,6 +238,10 @@ both("rankdef", "Reaction ~ Days + Days2 + grp + (1 | Subject)", sleep_rd, "slee
      extra = list(data_transform = "Days2 = 2*Days; grp = factor(ifelse(as.integer(Subject) <= 9, 'a', 'b')) (levels a, b; Subject levels 1-9 in R order -> 'a')"))
 both("cake", "angle ~ recipe * temperature + (1 | recipe:replicate)", cake_u, "cake",
      extra = list(data_transform = "temperature converted to an unordered factor (treatment contrasts)"))
+both("cake_catslope", "angle ~ temperature + (recipe | replicate)", cake_u, "cake",
+     extra = list(data_transform = "temperature converted to an unordered factor (treatment contrasts)"))
+both("cake_catslope0", "angle ~ temperature + (0 + recipe | replicate)", cake_u, "cake",
+     extra = list(data_transform = "temperature converted to an unordered factor (treatment contrasts)"))
 run_model("insteval_ml", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)", InstEval, "insteval", FALSE)
 })
 cat(sprintf("total elapsed: %.1f s\n", t_all[["elapsed"]]))

@@ -47,10 +47,11 @@ def check_fit(fit, ref, tol_scale=1.0):
             ours = vc[vc.group == "Residual"].iloc[0]
         else:
             key = group_key(grp.split(".")[0])
-            t1 = r_name(row["var1"]).replace("(Intercept)", "Intercept")
-            t2 = None if row["var2"] is None else r_name(row["var2"]).replace("(Intercept)", "Intercept")
-            sel = vc[np.array([group_key(g) == key for g in vc.group]) & (vc.term1 == t1)
-                     & (vc.term2.isna() if t2 is None else vc.term2 == t2)]
+            t1, t2 = row["var1"], row["var2"]
+            sel = vc[np.array([group_key(g) == key for g in vc.group])
+                     & np.array([r_name(str(t)) == t1 for t in vc.term1])
+                     & np.array([(t is None and t2 is None) or (t is not None and r_name(str(t)) == t2)
+                                 for t in vc.term2])]
             assert len(sel) == 1, row
             ours = sel.iloc[0]
         np.testing.assert_allclose(ours.vcov, row["vcov"], rtol=1e-4 * tol_scale, atol=1e-8 * scale)
