@@ -117,17 +117,14 @@ def factorize(theta, arrays, dims, keep_factor=False):
     W = jnp.einsum("ab,jbc,dc->jad", T1, M11inv, T1)
     SXX = arrays["AXX"] - jnp.einsum("jam,jab,jbn->mn", A1X, W, A1X)
     out = dict(M11inv=M11inv, W=W, logdet_L=jnp.sum(logdet1))
-    if dims.q2 > 0:
+    if dims.rest == "blockdiag":
+        out.update(_blockdiag_rest(theta, arrays, dims, W, keep_factor))
+        SXX = SXX - out.pop("quad")
+    elif dims.q2 > 0:
         q2 = dims.q2
-        Wflat = W.reshape(dims.l1, dims.p1 * dims.p1)
-        Wp = Wflat.at[arrays["pair_level"]].get(indices_are_sorted=True, mode="promise_in_bounds")
-        vals = jnp.sum(arrays["pair_coef"] * Wp, axis=-1)
-        C = jax.ops.segment_sum(vals, arrays["pair_target"], num_segments=q2 * q2 + 1)[:-1].reshape(q2, q2)
+        C = _schur_pairs(W, arrays, dims, q2 * q2).reshape(q2, q2)
         C = C + C.T - jnp.diag(jnp.diag(C))
-        WA = jnp.einsum("jab,jbm->jam", W, A1X)
-        WAe = WA.at[arrays["ent_level"]].get(indices_are_sorted=True, mode="promise_in_bounds")
-        Dvals = jnp.einsum("ea,eam->em", arrays["ent_a"], WAe)
-        D = jax.ops.segment_sum(Dvals, arrays["ent_row"], num_segments=q2)
+        D = _schur_cross(W, arrays, dims)
         B = arrays["A22"] - C
         S = lambda_left_t(lambda_right(B, theta, arrays, dims), theta, arrays, dims)
         S = S + jnp.eye(q2, dtype=S.dtype)
@@ -141,9 +138,44 @@ def factorize(theta, arrays, dims, keep_factor=False):
             logdet2, quad = logdet_and_quadratic(S, Sx)
         SXX = SXX - quad
         out["logdet_L"] = out["logdet_L"] + logdet2
+    out["logdet_L"] = out["logdet_L"] + out.pop("logdet2", 0.0)
     out["SXX"] = SXX
     out["nobs"] = arrays["nobs"]
     out["LXX"] = jnp.linalg.cholesky(SXX)
+    return out
+
+
+def _schur_pairs(W, arrays, dims, n_slots):
+    """Σ over pairs of nonzeros of Z₂ᵀZ₁ sharing a level: coef · vec(W_level), scattered."""
+    Wflat = W.reshape(dims.l1, dims.p1 * dims.p1)
+    Wp = Wflat.at[arrays["pair_level"]].get(indices_are_sorted=True, mode="promise_in_bounds")
+    vals = jnp.sum(arrays["pair_coef"] * Wp, axis=-1)
+    return jax.ops.segment_sum(vals, arrays["pair_target"], num_segments=n_slots + 1)[:-1]
+
+
+def _schur_cross(W, arrays, dims):
+    """D = Σ_j Z₂ᵀZ₁[:, j] W_j Z₁ᵀ[X y][j] as a (q2, p+1) array."""
+    WA = jnp.einsum("jab,jbm->jam", W, arrays["A1X"])
+    WAe = WA.at[arrays["ent_level"]].get(indices_are_sorted=True, mode="promise_in_bounds")
+    Dvals = jnp.einsum("ea,eam->em", arrays["ent_a"], WAe)
+    return jax.ops.segment_sum(Dvals, arrays["ent_row"], num_segments=dims.q2)
+
+
+def _blockdiag_rest(theta, arrays, dims, W, keep_factor):
+    """Later block nested in block 1: S stays one small p2×p2 matrix per level."""
+    A22 = arrays["A22"]
+    l2, p2 = A22.shape[0], A22.shape[1]
+    C = _schur_pairs(W, arrays, dims, l2 * p2 * p2).reshape(l2, p2, p2)
+    C = C + jnp.swapaxes(C, 1, 2) - C * jnp.eye(p2, dtype=C.dtype)
+    ext = jnp.concatenate([jnp.zeros(1, theta.dtype), theta])
+    T2 = ext[arrays["T2_index"]]
+    S = jnp.einsum("ba,jbc,cd->jad", T2, A22 - C, T2) + jnp.eye(p2, dtype=A22.dtype)
+    Sinv, logdet2 = small_inverse(S)
+    D = _schur_cross(W, arrays, dims)
+    Sx = jnp.einsum("ba,jbm->jam", T2, (arrays["A2X"] - D).reshape(l2, p2, -1))
+    out = dict(quad=jnp.einsum("jam,jab,jbn->mn", Sx, Sinv, Sx), logdet2=jnp.sum(logdet2))
+    if keep_factor:
+        out.update(Sinv=Sinv)
     return out
 
 

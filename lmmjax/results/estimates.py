@@ -24,6 +24,9 @@ def t_matrix(block, theta: np.ndarray) -> np.ndarray:
 def lambda2_sparse(model: Model, theta: np.ndarray) -> sp.csc_matrix:
     """Λ₂ (later blocks) as a sparse q2 × q2 matrix."""
     q2 = model.dims.q2
+    if model.dims.rest == "blockdiag":
+        b2 = model.blocks[1]
+        return sp.kron(sp.eye(b2.nlevels), sp.csr_matrix(t_matrix(b2, theta))).tocsc()
     idx, widx = model.arrays["lam_index"], model.arrays["lam_weight"]
     ext = np.concatenate([[0.0], theta])
     cols = np.repeat(np.arange(q2), idx.shape[1])
@@ -69,6 +72,31 @@ def _a21(model: Model) -> sp.csr_matrix:
     return (model.Z2.T @ Z1).tocsr()
 
 
+def solve_schur(model: Model, f: dict, rhs: np.ndarray) -> np.ndarray:
+    """S⁻¹ rhs for the Schur complement S of the later blocks (dense or block-diagonal)."""
+    if model.dims.rest == "blockdiag":
+        Sinv = f["Sinv"]
+        l2, p2 = Sinv.shape[:2]
+        return np.einsum("jab,jb...->ja...", Sinv, rhs.reshape((l2, p2) + rhs.shape[1:])).reshape(rhs.shape)
+    return sla.cho_solve((f["L22"], True), rhs)
+
+
+def schur_inverse_blocks(model: Model, f: dict) -> np.ndarray:
+    """Diagonal blocks of S⁻¹, one (p, p) matrix per level of the later blocks, stacked."""
+    if model.dims.rest == "blockdiag":
+        return f["Sinv"]
+    Linv = sla.solve_triangular(f["L22"], np.eye(model.dims.q2), lower=True)
+    Sinv = Linv.T @ Linv
+    out = []
+    start = 0
+    for blk in model.blocks[1:]:
+        for j in range(blk.nlevels):
+            sl = slice(start + j * blk.p, start + (j + 1) * blk.p)
+            out.append(Sinv[sl, sl])
+        start += blk.nlevels * blk.p
+    return out
+
+
 def conditional_modes(model: Model, est: PointEstimates) -> list:
     """Conditional modes b = Λu per block, each an (nlevels, p) array."""
     dims, arr, f, theta = model.dims, model.arrays, est.factor, est.theta
@@ -85,7 +113,7 @@ def conditional_modes(model: Model, est: PointEstimates) -> list:
     c2 = Lam2.T @ (arr["A2X"] @ coef)
     y1 = np.einsum("ab,jbc,jc->ja", T1, M11inv, c1).ravel()
     rhs2 = c2 - Lam2.T @ (A21 @ y1)
-    u2 = sla.cho_solve((f["L22"], True), rhs2)
+    u2 = solve_schur(model, f, rhs2)
     back = (A21.T @ (Lam2 @ u2)).reshape(b1.nlevels, b1.p)
     u1 = np.einsum("jab,jb->ja", M11inv, c1 - back @ T1)
     out = [u1 @ T1.T]
@@ -113,28 +141,30 @@ def conditional_variances(model: Model, est: PointEstimates, chunk: int = 2048) 
     if dims.q2 == 0:
         return [s2 * np.einsum("ab,jbc,dc->jad", T1, M11inv, T1)]
     Lam2 = lambda2_sparse(model, theta)
-    L22 = f["L22"]
     M21 = (Lam2.T @ _a21(model) @ sp.kron(sp.eye(b1.nlevels), sp.csr_matrix(T1))).tocsc()
     p1 = b1.p
+    if dims.rest == "blockdiag":
+        Sbd = sp.block_diag(list(f["Sinv"]), format="csr")
     for start in range(0, b1.nlevels, chunk):
         stop = min(b1.nlevels, start + chunk)
-        G = sla.solve_triangular(L22, M21[:, start * p1:stop * p1].toarray(), lower=True)
-        G = G.reshape(dims.q2, stop - start, p1).transpose(1, 0, 2)  # (levels, q2, p1)
-        H = np.einsum("jra,jrb->jab", G, G)
+        block = M21[:, start * p1:stop * p1]
+        if dims.rest == "blockdiag":
+            G = (block.T @ (Sbd @ block)).tocsr()  # MᵀS⁻¹M is sparse when nested
+            k = np.arange((stop - start) * p1)
+            rows, cols = np.repeat(k, p1), (k[:, None] // p1 * p1 + np.arange(p1)).ravel()
+            H = np.asarray(G[rows, cols]).reshape(stop - start, p1, p1)
+        else:
+            G = sla.solve_triangular(f["L22"], block.toarray(), lower=True)
+            G = G.reshape(dims.q2, stop - start, p1).transpose(1, 0, 2)  # (levels, q2, p1)
+            H = np.einsum("jra,jrb->jab", G, G)
         Mi = M11inv[start:stop]
         M11inv[start:stop] = Mi + Mi @ H @ Mi
     out = [s2 * np.einsum("ab,jbc,dc->jad", T1, M11inv, T1)]
-    Linv = sla.solve_triangular(L22, np.eye(dims.q2), lower=True)
-    Sinv = Linv.T @ Linv
-    lam = Lam2.toarray()
+    sinv_blocks = schur_inverse_blocks(model, f)
     start = 0
     for blk in model.blocks[1:]:
-        p = blk.p
-        cv = np.empty((blk.nlevels, p, p))
-        for j in range(blk.nlevels):
-            sl = slice(start + j * p, start + (j + 1) * p)
-            lj = lam[sl, sl]
-            cv[j] = s2 * lj @ Sinv[sl, sl] @ lj.T
+        T = t_matrix(blk, theta)
+        cv = np.stack([s2 * T @ sinv_blocks[start + j] @ T.T for j in range(blk.nlevels)])
         out.append(cv)
-        start += blk.nlevels * p
+        start += blk.nlevels
     return out

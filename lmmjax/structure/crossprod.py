@@ -52,6 +52,7 @@ class Dims:
     kmax: int
     n_theta: int
     reml: bool
+    rest: str = "dense"  # later blocks: "none", "dense", or "blockdiag" (one block nested in block 1)
 
 
 def per_level_products(codes: np.ndarray, left: np.ndarray, right: np.ndarray, nlev: int):
@@ -64,7 +65,7 @@ def per_level_products(codes: np.ndarray, left: np.ndarray, right: np.ndarray, n
     return out
 
 
-def _entries_and_pairs(A21: sp.csc_matrix, l1: int, p1: int, q2: int):
+def _entries_and_pairs(A21: sp.csc_matrix, l1: int, p1: int, q2: int, p2: int | None = None):
     """Entries (r, j, a) of Z₂ᵀZ₁ and the pairs of entries sharing a level.
 
     Entries are sorted by level, then row. Each pair (e1, e2) with r1 ≥ r2
@@ -97,9 +98,27 @@ def _entries_and_pairs(A21: sp.csc_matrix, l1: int, p1: int, q2: int):
     srt = np.argsort(ent_level[e1], kind="stable")
     e1, e2 = e1[srt], e2[srt]
     # Within a level entries are sorted by row, so r(e1) >= r(e2).
-    target = ent_row[e1] * q2 + ent_row[e2]
+    if p2 is None:
+        target = ent_row[e1] * q2 + ent_row[e2]
+    else:  # block-diagonal rest: slot (level, a, b) of an (l2, p2, p2) array
+        r1, r2 = ent_row[e1], ent_row[e2]
+        target = (r1 // p2) * p2 * p2 + (r1 % p2) * p2 + (r2 % p2)
     coef = (ent_a[e1][:, :, None] * ent_a[e2][:, None, :]).reshape(len(e1), p1 * p1)
     return ent_row, ent_level, ent_a, ent_level[e1], coef, target
+
+
+def nested_in_first(blocks: list) -> bool:
+    """True when there is exactly one later block and it is nested in block 1.
+
+    Then every level of block 1 lies in one level of block 2, the Schur
+    complement of block 1 stays block-diagonal (one p2×p2 matrix per level of
+    block 2) and no dense factorization is needed.
+    """
+    if len(blocks) != 2:
+        return False
+    b1, b2 = blocks
+    pairs = np.unique(b1.codes.astype(np.int64) * b2.nlevels + b2.codes)
+    return len(pairs) == len(np.unique(b1.codes))
 
 
 def _pad(arr: np.ndarray, length: int, fill=0):
@@ -127,7 +146,12 @@ def cross_products(blocks: list, X: np.ndarray, y: np.ndarray, reml: bool, n_the
     AXX = XY.T @ XY
     Z2 = sparse_z(blocks, n)
     q2 = Z2.shape[1]
-    lam_index, lam_weight = lambda_gather(blocks)
+    rest = "none" if q2 == 0 else ("blockdiag" if nested_in_first(blocks) else "dense")
+    if rest == "blockdiag":
+        b2 = blocks[1]
+        lam_index = lam_weight = np.zeros((0, 1), np.int32)
+    else:
+        lam_index, lam_weight = lambda_gather(blocks)
     kmax = lam_index.shape[1]
     arrays = dict(A11=A11, A1X=A1X, AXX=AXX, nobs=np.float64(n), lam_index=lam_index, lam_weight=lam_weight,
                   T1_index=b1.theta_index.astype(np.int32))
@@ -137,10 +161,16 @@ def cross_products(blocks: list, X: np.ndarray, y: np.ndarray, reml: bool, n_the
             shape=(n, l1 * p1),
         )
         A21 = (Z2.T @ Z1).tocsc()
-        ent_row, ent_level, ent_a, pair_level, pair_coef, target = _entries_and_pairs(A21, l1, p1, q2)
+        p2 = blocks[1].p if rest == "blockdiag" else None
+        ent_row, ent_level, ent_a, pair_level, pair_coef, target = _entries_and_pairs(A21, l1, p1, q2, p2)
         n_ent, n_pair = padded_length(len(ent_row)), padded_length(len(target))
+        n_slots = q2 * p2 if rest == "blockdiag" else q2 * q2
+        if rest == "blockdiag":
+            arrays["A22"] = per_level_products(b2.codes, b2.Z, b2.Z, b2.nlevels)
+            arrays["T2_index"] = b2.theta_index.astype(np.int32)
+        else:
+            arrays["A22"] = (Z2.T @ Z2).toarray()
         arrays.update(
-            A22=(Z2.T @ Z2).toarray(),
             A2X=np.asarray(Z2.T @ XY),
             ent_row=_pad(ent_row, n_ent).astype(np.int32),
             ent_level=_pad(ent_level, n_ent, l1 - 1).astype(np.int32),
@@ -148,7 +178,7 @@ def cross_products(blocks: list, X: np.ndarray, y: np.ndarray, reml: bool, n_the
             # padding: zero coefficients, level l1 - 1 (keeps the level order), a spare target slot
             pair_level=_pad(pair_level, n_pair, l1 - 1).astype(np.int32),
             pair_coef=_pad(pair_coef, n_pair, 0.0),
-            pair_target=_pad(target, n_pair, q2 * q2).astype(np.int64),
+            pair_target=_pad(target, n_pair, n_slots).astype(np.int64),
         )
-    dims = Dims(n=n, p=p, l1=l1, p1=p1, q2=q2, kmax=kmax, n_theta=n_theta, reml=reml)
+    dims = Dims(n=n, p=p, l1=l1, p1=p1, q2=q2, kmax=kmax, n_theta=n_theta, reml=reml, rest=rest)
     return dims, arrays, Z2

@@ -74,6 +74,7 @@ def designs(draw):
     form = draw(st.sampled_from([
         "y ~ x + (1 | g)", "y ~ x + (x | g)", "y ~ 1 + (x || g)",
         "y ~ x + (1 | g) + (1 | h)", "y ~ x + (x | g) + (1 | h)", "y ~ 1 + (1 | h) + (0 + x | g)",
+        "y ~ x + (1 | g/h)", "y ~ x + (x | g) + (1 | g:h)",  # nested: block-diagonal Schur complement
     ]))
     reml = draw(st.booleans())
     return df, form, reml, rng
@@ -113,6 +114,17 @@ def test_optimum_no_worse_than_multistart_lbfgsb(case):
         res = so.minimize(lambda t: dense_deviance(model, t), start, method="L-BFGS-B", bounds=bounds)
         best = min(best, res.fun)
     assert fit.deviance <= best + 1e-6 * max(1.0, abs(best))
+
+
+def test_nested_design_uses_block_diagonal_path():
+    df = lmm.datasets.load("pastes")
+    model = build(df, "strength ~ 1 + (1 | batch/cask)", True)
+    assert model.dims.rest == "blockdiag"
+    crossed = build(lmm.datasets.load("penicillin"), "diameter ~ 1 + (1 | plate) + (1 | sample)", True)
+    assert crossed.dims.rest == "dense"
+    theta = np.array([0.7, 1.9])
+    np.testing.assert_allclose(float(deviance_jit(theta, model.arrays, model.dims)),
+                               dense_deviance(model, theta), rtol=1e-10)
 
 
 def test_deviance_at_optimum_not_above_lme4_theta():
