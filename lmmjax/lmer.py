@@ -8,6 +8,7 @@ import pandas as pd
 
 from .errors import ConvergenceWarning, SingularFitWarning
 from .fitting.optimize import minimize_deviance
+from .fitting.start import choose_start
 from .model import Model, build_model
 from .results.estimates import point_estimates
 from .results.fit import LmerFit
@@ -36,6 +37,8 @@ def _singular_message(fit: LmerFit) -> str:
 
 def fit_model(model: Model, formula: str, theta0=None, warn: bool = True) -> LmerFit:
     """Optimise θ for a prepared :class:`~lmmjax.model.Model` and build the fit."""
+    if theta0 is None:
+        theta0 = choose_start(model)
     opt = minimize_deviance(model.arrays, model.dims, model.layout.lower, theta0=theta0)
     fit = LmerFit(model=model, estimates=point_estimates(model, opt.theta), optsummary=opt,
                   formula=formula)

@@ -147,3 +147,12 @@ def test_same_shape_data_does_not_recompile():
         warnings.simplefilter("ignore", lmm.SingularFitWarning)
         lmm.lmer("Reaction ~ Days + (Days | Subject)", df2)
     assert value_and_grad_jit._cache_size() == size
+
+
+def test_moment_start_near_optimum_for_random_intercepts():
+    from lmmjax.fitting.start import moment_start
+
+    model = build(lmm.datasets.load("dyestuff"), "Yield ~ 1 + (1 | Batch)", False)
+    theta0 = moment_start(model)
+    fit = lmm.lmer("Yield ~ 1 + (1 | Batch)", lmm.datasets.load("dyestuff"), reml=False)
+    assert abs(theta0[0] - fit.theta[0]) < 0.2 * fit.theta[0]
