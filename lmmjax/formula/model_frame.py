@@ -88,7 +88,12 @@ def _drop_missing(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             DataWarning,
             stacklevel=4,
         )
-    return frame.loc[~missing]
+    frame = frame.loc[~missing].copy()
+    for col in frame.columns:
+        if pd.api.types.is_bool_dtype(frame[col]):
+            # Booleans are categorical (treatment contrasts, False the reference), as in lme4.
+            frame[col] = pd.Categorical(frame[col], categories=[False, True])
+    return frame
 
 
 def _response(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray:
