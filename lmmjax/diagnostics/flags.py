@@ -159,13 +159,16 @@ def singular_fit(fit) -> list:
         parts.append("the covariance matrix of " + ", ".join(degenerate)
                      + " is degenerate (random effects perfectly correlated)")
     what = "; ".join(parts) if parts else "a variance parameter is on its boundary"
+    vector_terms = any(len(tm.columns) > 1 for tm in _terms(fit))
+    simplify = ("remove the term with zero variance, or the correlations of a vector-valued term "
+                "(write '||' instead of '|')" if vector_terms else "remove the term with zero variance")
     return [RedFlag(
         "singular_fit",
         f"The fit is singular: {what}. The data do not support this random-effects structure.",
-        "Simplify the random effects: remove the term with zero variance, or its correlations "
-        "(write '||' instead of '|'), refit and compare the fits with lmm.anova(). Do not read a "
-        "zero variance as proof that the groups do not differ; it means the data cannot tell this "
-        "variation from residual noise.",
+        f"Simplify the random effects: {simplify}, refit and compare the fits with lmm.anova(). "
+        "Do not read a zero variance as proof that the groups do not differ; it means the data "
+        "cannot tell this variation from residual noise. If the design requires the term, keep "
+        "it and say that its variance was estimated as zero.",
     )]
 
 
@@ -252,7 +255,7 @@ def imprecise_variance(fit, skip_groups=()) -> list:
                 "imprecise_variance",
                 f"The estimate of {name} = {_fmt(row.estimate)} has an approximate standard error of "
                 f"{_fmt(row.std_error)} ({100 * ratio:.0f}% of the estimate): the data barely "
-                f"determine it (approximate 95% interval {_fmt(row.lower)} to {_fmt(row.upper)}).",
+                "determine it.",
                 "Report this variance component with an interval (profile or bootstrap), not as a "
                 "point estimate. If it is not needed for the question, a simpler random-effects "
                 "structure may fit as well (compare with lmm.anova()); more groups, not more "
@@ -303,16 +306,24 @@ def convergence(fit) -> list:
 def nesting_trap(fit) -> list:
     """Inner labels reused across outer units while the formula crosses them.
 
-    For each pair of single-column grouping factors a, b in separate terms,
-    with no term grouping by their combination, flag the one with fewer
-    levels (b, the candidate inner factor) when (1) its labels recur in
-    several levels of a (on average in at least 2) and (2) the a:b cells
-    hold replicate observations (at least half of the occupied cells have
-    two or more). Condition (2) separates the trap from a genuinely crossed
-    design with one observation per cell (Penicillin: plate × sample),
-    where (1|a/b) and (1|a) + (1|b) cannot differ because the a:b effect
-    cannot be told from the residual. A crossed design with replicates is
-    flagged too; the advice covers both readings.
+    For each pair of single-column grouping factors in separate terms, with
+    no term grouping by their combination, take the one with fewer levels
+    as the candidate inner factor b and the other as the outer factor a.
+    Flag when
+
+    1. the labels of b restart in each level of a: on average a level of a
+       contains at least 75% of all the labels of b (Pastes: every batch has
+       casks a, b and c), so b is crossed with a in the data, not nested; and
+    2. the a:b cells hold replicate observations (at least half of the
+       occupied cells have two or more), so that a:b can be a unit.
+
+    Condition 2 separates the trap from a crossed design with one
+    observation per cell (Penicillin: plate × sample), where (1|a/b) and
+    (1|a) + (1|b) cannot differ; condition 1 from partly crossed designs
+    (InstEval: a student meets a few of the 14 departments) and from
+    properly labelled nesting (each lecturer in one department). A complete
+    crossed design with replicates is flagged too; the advice covers both
+    readings.
     """
     data = fit.model.frame.data
     single = []
@@ -326,22 +337,22 @@ def nesting_trap(fit) -> list:
             if any({a, b} <= c for c in combos):
                 continue
             ka, kb = data[a].nunique(), data[b].nunique()
-            outer, inner = (a, b) if ka >= kb else (b, a)
-            if ka == kb:
+            if ka == kb or min(ka, kb) < 2:
                 continue
-            pairs = data.groupby([inner, outer], observed=True).size()
-            reuse = pairs.groupby(level=0, observed=True).size().mean()
+            outer, inner = (a, b) if ka > kb else (b, a)
+            pairs = data.groupby([outer, inner], observed=True).size()
+            coverage = pairs.groupby(level=0, observed=True).size().mean() / min(ka, kb)
             replicated = float((pairs >= 2).mean())
-            if reuse >= 2 and replicated >= 0.5:
+            if coverage >= 0.75 and replicated >= 0.5:
                 labels = list(pd.unique(data[inner].astype(str)))
                 shown = ", ".join(labels[:5]) + (", ..." if len(labels) > 5 else "")
                 out.append(RedFlag(
                     "implicit_nesting",
-                    f"The labels of '{inner}' ({shown}) recur in the levels of '{outer}' (each on average "
-                    f"in {reuse:.3g} of them, with replicate observations in {100 * replicated:.0f}% of the "
-                    f"{outer}:{inner} cells), and the formula treats '{inner}' and '{outer}' as crossed: "
-                    f"'{inner}' {labels[0]!s} in one {outer} is taken to be the same unit as '{inner}' "
-                    f"{labels[0]!s} in every other.",
+                    f"The labels of '{inner}' ({shown}) recur in every level of '{outer}' (each {outer} "
+                    f"has on average {100 * coverage:.0f}% of the {min(ka, kb)} labels, with replicate "
+                    f"observations in {100 * replicated:.0f}% of the {outer}:{inner} cells), and the "
+                    f"formula treats '{inner}' and '{outer}' as crossed: '{inner}' {labels[0]} in one "
+                    f"{outer} is taken to be the same unit as '{inner}' {labels[0]} in every other.",
                     f"If each '{inner}' is a different unit within its '{outer}' (nested design), write "
                     f"(1 | {outer}/{inner}), i.e. (1 | {outer}) + (1 | {outer}:{inner}), or give the "
                     f"inner units unique labels. If the same '{inner}' really occurs in every '{outer}' "

@@ -63,8 +63,12 @@ class ConditionalLS:
             Lam2 = lambda2_sparse(model, est.theta)
             self.W2 = (model.Z2 @ Lam2).tocsr()
             self.M21 = (Lam2.T @ _a21(model) @ sp.kron(sp.eye(self.l1), sp.csr_matrix(T1))).tocsr()
-            L22 = np.asarray(est.factor["L22"])
-            self.S22inv = sla.cho_solve((L22, True), np.eye(self.q2))
+            if getattr(model.dims, "rest", "dense") == "blockdiag":
+                # later block nested in block 1: S⁻¹ is block-diagonal, kept sparse
+                self.S22inv = sp.block_diag(list(np.asarray(est.factor["Sinv"])), format="csr")
+            else:
+                L22 = np.asarray(est.factor["L22"])
+                self.S22inv = sla.cho_solve((L22, True), np.eye(self.q2))
             self.R = (self.W2 - self._block1_sparse(self.u1) @ self.M21.T).tocsr()
         self.X = model.X
         self.S = np.asarray(est.factor["SXX"])[: self.p, : self.p]
@@ -90,7 +94,7 @@ class ConditionalLS:
         s1 = np.einsum("jab,jbc->jac", self.M11inv, G1)  # A11⁻¹ G1
         if self.q2 > 0:
             G2 = np.asarray(self.W2.T @ B)
-            s2 = self.S22inv @ (G2 - self.M21 @ s1.reshape(self.l1 * self.p1, k))
+            s2 = np.asarray(self.S22inv @ (G2 - self.M21 @ s1.reshape(self.l1 * self.p1, k)))
             s1 = s1 - np.einsum("jab,jbc->jac", self.M11inv,
                                 np.asarray(self.M21.T @ s2).reshape(self.l1, self.p1, k))
         out = np.einsum("ia,iac->ic", self.w1, s1[self.codes1])
@@ -125,7 +129,10 @@ class ConditionalLS:
         """Diagonal of the conditional hat matrix (lme4's ``hatvalues``)."""
         return self.leverage_random + self.leverage_fixed
 
-    def _row_quadratic(self, R: sp.csr_matrix, M: np.ndarray) -> np.ndarray:
+    def _row_quadratic(self, R: sp.csr_matrix, M) -> np.ndarray:
+        """r_iᵀ M r_i for every row of R (M dense or sparse)."""
+        if sp.issparse(M):
+            return np.asarray((R @ M).multiply(R).sum(axis=1)).ravel()
         out = np.empty(R.shape[0])
         for start in range(0, R.shape[0], self.chunk):
             Rc = R[start:start + self.chunk]
@@ -141,9 +148,16 @@ class ConditionalLS:
         H = np.asarray((W1 @ U1.T).todense())
         if self.q2 > 0:
             Ri = self.R[rows]
-            H = H + np.asarray(Ri @ self.S22inv @ Ri.T.toarray())
+            cols = np.unique(Ri.indices)  # only the later-block effects these rows touch
+            sub = Ri[:, cols].toarray()
+            M = self.S22inv[cols][:, cols].toarray() if sp.issparse(self.S22inv) else self.S22inv[np.ix_(cols, cols)]
+            H = H + sub @ M @ sub.T
         Xt = self.X_adjusted[rows]
         return H + Xt @ self.Sinv @ Xt.T
+
+    @cached_property
+    def _residuals(self) -> np.ndarray:
+        return self.fit.residuals()
 
     def delete(self, rows: np.ndarray):
         """Fixed-θ deletion of the rows I.
@@ -154,15 +168,19 @@ class ConditionalLS:
             β̂ − β̂₍I₎.
         delta_pwrss : float
             Reduction of the penalised residual sum of squares, e_Iᵀ(I − H_II)⁻¹e_I.
+        vcov_unscaled : ndarray (p, p)
+            cov(β̂₍I₎)/σ² = S⁻¹ + S⁻¹X̃_Iᵀ(I − H_II)⁻¹X̃_I S⁻¹ (Woodbury).
         """
         rows = np.asarray(rows, dtype=np.int64)
-        e = self.fit.residuals()[rows]
+        e = self._residuals[rows]
+        XS = self.X_adjusted[rows] @ self.Sinv
         IH = np.eye(len(rows)) - self.hat_block(rows)
         try:
-            v = np.linalg.solve(IH, e)
+            sol = np.linalg.solve(IH, np.column_stack([e, XS]))
         except np.linalg.LinAlgError:
-            return np.full(self.p, np.nan), np.nan
-        return self.Sinv @ (self.X_adjusted[rows].T @ v), float(e @ v)
+            return np.full(self.p, np.nan), np.nan, np.full((self.p, self.p), np.nan)
+        v = sol[:, 0]
+        return XS.T @ v, float(e @ v), self.Sinv + XS.T @ sol[:, 1:]
 
     def delete_each_row(self):
         """Fixed-θ deletion of every single row at once (vectorised).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import jax
 import numpy as np
 import scipy.optimize as so
 
@@ -83,6 +84,7 @@ def minimize_deviance(arrays, dims, lower, theta0=None, gtol=1e-6, snap_tol=1e-4
     OptSummary
     """
     t0 = time.perf_counter()
+    arrays = jax.device_put(arrays)  # once per fit, not at every evaluation
     theta0 = start_theta(lower) if theta0 is None else np.asarray(theta0, float)
     evals = [0]
 

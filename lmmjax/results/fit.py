@@ -253,17 +253,18 @@ class LmerFit:
         return refit_many(self, Y, **kwargs)
 
     # ---- diagnostics and report (lmmjax.diagnostics) ----------------------
-    def check(self) -> list:
+    def check(self, **kwargs) -> list:
         """Red flags found in this fit (code, message, what to do)."""
         from ..diagnostics import check
 
-        return check(self)
+        return check(self, **kwargs)
 
-    def report(self, format: str = "text") -> str:
-        """A methods-and-results paragraph (``format`` "text" or "markdown")."""
+    def report(self, format: str = "text", **kwargs) -> str:
+        """A methods-and-results paragraph (``format`` "text" or "markdown");
+        keyword arguments go to :func:`lmmjax.diagnostics.report` (e.g. ``bootstrap=``)."""
         from ..diagnostics import report
 
-        return report(self, format=format)
+        return report(self, format=format, **kwargs)
 
     def plot_diagnostics(self, **kwargs):
         """The standard panel of diagnostic plots (matplotlib Figure)."""
