@@ -20,6 +20,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/fit_speed.py
+	$(PY) benchmarks/inference_speed.py
+	$(PY) benchmarks/bootstrap_speed.py
+	$(PY) benchmarks/power_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -12,3 +12,10 @@ def cached(fit, key: str, compute):
     if key not in store:
         store[key] = compute()
     return store[key]
+
+
+def ml_refit(fit):
+    """The fit itself when fitted by ML, else its ML refit (computed once per fit)."""
+    if not fit.reml:
+        return fit
+    return cached(fit, "ml_fit", lambda: fit.refit(reml=False))

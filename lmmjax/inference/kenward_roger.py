@@ -109,11 +109,13 @@ def _m_inverse(model, M: sp.csc_matrix):
     q1 = b1.nlevels * b1.p
     p1 = b1.p
     M = M.tocsr()
-    M11 = M[:q1, :q1]
-    blocks = np.stack([M11[j * p1:(j + 1) * p1, j * p1:(j + 1) * p1].toarray() for j in range(b1.nlevels)]) \
-        if p1 > 1 else M11.diagonal().reshape(-1, 1, 1)
+    coo = M[:q1, :q1].tocoo()
+    same = (coo.row // p1) == (coo.col // p1)  # M11 is block-diagonal; keep its blocks
+    blocks = np.zeros((b1.nlevels, p1, p1))
+    blocks[coo.row[same] // p1, coo.row[same] % p1, coo.col[same] % p1] = coo.data[same]
     inv_blocks = np.linalg.inv(blocks)
-    M11inv = sp.block_diag(list(inv_blocks), format="csr") if p1 > 1 else sp.diags(inv_blocks[:, 0, 0], format="csr")
+    idx = np.arange(b1.nlevels)
+    M11inv = sp.bsr_matrix((inv_blocks, idx, np.arange(b1.nlevels + 1)), shape=(q1, q1)).tocsr()
     if model.dims.q2 == 0:
         return M11inv
     M12 = M[:q1, q1:]
@@ -307,7 +309,7 @@ def _div_zero(x, y, tol=1e-14):
 
 def kr_df(info: KRInfo, L: np.ndarray):
     """Denominator df and F scaling for ``Lβ = 0`` (pbkrtest's ``.KR_adjust``/``Lb_ddf``)."""
-    L = np.atleast_2d(np.asarray(L, float))
+    L = row_basis(np.atleast_2d(np.asarray(L, float)))
     q = int(np.linalg.matrix_rank(L))
     A1, A2 = _a1_a2(info, L)
     B = (A1 + 6.0 * A2) / (2.0 * q)
@@ -332,9 +334,21 @@ def kr_t_test(info: KRInfo, beta: np.ndarray, l: np.ndarray):
     return float(l @ beta), np.sqrt(var), df
 
 
+def row_basis(L: np.ndarray) -> np.ndarray:
+    """L itself when its rows are independent, else an orthonormal basis of its row space.
+
+    The KR statistic and df depend on L only through its row space; pbkrtest
+    fails on rank-deficient L (lmerTest then falls back to Satterthwaite).
+    """
+    q = int(np.linalg.matrix_rank(L))
+    if q == L.shape[0]:
+        return L
+    return np.linalg.svd(L, full_matrices=False)[2][:q]
+
+
 def kr_f_test(info: KRInfo, beta: np.ndarray, L: np.ndarray):
     """Scaled F, numerator and denominator df (pbkrtest's ``KRmodcomp`` as lmerTest reports it)."""
-    L = np.atleast_2d(np.asarray(L, float))
+    L = row_basis(np.atleast_2d(np.asarray(L, float)))
     df2, scaling, q = kr_df(info, L)
     Lb = L @ beta
     wald = float(Lb @ np.linalg.lstsq(L @ info.vcov_adj @ L.T, Lb, rcond=None)[0])

@@ -6,6 +6,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ModelSpecError
+from ._cache import ml_refit
 
 LRT_COLUMNS = ["npar", "aic", "bic", "loglik", "deviance", "chisq", "df", "p_value"]
 
@@ -97,7 +98,7 @@ def anova_models(*fits, names=None, refit: bool = True) -> pd.DataFrame:
     >>> df = lmm.datasets.load("sleepstudy")
     >>> m0 = lmm.lmer("Reaction ~ Days + (1 | Subject)", df)
     >>> m1 = lmm.lmer("Reaction ~ Days + (Days | Subject)", df)
-    >>> round(lmm.anova(m0, m1).loc["m1", "chisq"], 2)
+    >>> round(float(lmm.anova(m0, m1).loc["m1", "chisq"]), 2)
     42.14
     """
     if len(fits) < 2:
@@ -113,9 +114,6 @@ def anova_models(*fits, names=None, refit: bool = True) -> pd.DataFrame:
                 "tests need the same observations. Drop missing values from the data first."
             )
     notes = []
-    if refit and any(f.reml for f in fits):
-        notes.append("refitting model(s) with ML (instead of REML)")
-        fits = [f.refit(reml=False) if f.reml else f for f in fits]
     npar = np.array([f.n_params for f in fits])
     order = np.argsort(npar, kind="stable")
     fits = [fits[i] for i in order]
@@ -134,6 +132,9 @@ def anova_models(*fits, names=None, refit: bool = True) -> pd.DataFrame:
                 "(a variance of 0 under the smaller model): the χ² p-value is conservative "
                 "(too large); the null distribution is a mixture of χ² distributions."
             )
+    if refit and any(f.reml for f in fits):
+        notes.insert(0, "refitting model(s) with ML (instead of REML)")
+        fits = [ml_refit(f) for f in fits]
     llk = np.array([f.loglik for f in fits])
     npar = np.array([f.n_params for f in fits], dtype=int)
     chisq = np.concatenate([[np.nan], 2.0 * np.maximum(0.0, np.diff(llk))])

@@ -33,6 +33,23 @@ jax.config.update("jax_enable_x64", True)
 EIGEN_TOL = 1e-8  # lmerTest's tolerance on the Hessian's eigenvalues
 
 
+def _deviance_and_covbeta(varpar, arrays, dims):
+    theta, sigma = varpar[:-1], varpar[-1]
+    f = factorize(theta, arrays, dims)
+    p = dims.p
+    LXX = f["LXX"]
+    s2 = sigma ** 2
+    n = arrays["nobs"]
+    dev = f["logdet_L"] + LXX[p, p] ** 2 / s2  # pwrss / σ²
+    if dims.reml:
+        dev = dev + 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)[:p])) + (n - p) * (LOG2PI + jnp.log(s2))
+    else:
+        dev = dev + n * (LOG2PI + jnp.log(s2))
+    R = LXX[:p, :p]  # lower Cholesky factor of σ²X'V⁻¹X
+    Rinv = jax.scipy.linalg.solve_triangular(R, jnp.eye(p, dtype=R.dtype), lower=True)
+    return dev, s2 * (Rinv.T @ Rinv)
+
+
 def varpar_deviance(varpar, arrays, dims):
     """Deviance (ML) or REML criterion at ``varpar = (θ, σ)``, β profiled, σ explicit.
 
@@ -40,33 +57,26 @@ def varpar_deviance(varpar, arrays, dims):
     --------
     >>> dev = varpar_deviance(np.append(fit.theta, fit.sigma), fit.model.arrays, fit.model.dims)  # doctest: +SKIP
     """
-    theta, sigma = varpar[:-1], varpar[-1]
-    f = factorize(theta, arrays, dims)
-    p = dims.p
-    LXX = f["LXX"]
-    pwrss = LXX[p, p] ** 2
-    s2 = sigma ** 2
-    n = arrays["nobs"]
-    dev = f["logdet_L"] + pwrss / s2
-    if dims.reml:
-        logdet_rx = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)[:p]))
-        return dev + logdet_rx + (n - p) * (LOG2PI + jnp.log(s2))
-    return dev + n * (LOG2PI + jnp.log(s2))
+    return _deviance_and_covbeta(varpar, arrays, dims)[0]
 
 
 def covbeta(varpar, arrays, dims):
     """cov(β̂) = σ² (X'V_θ⁻¹X)⁻¹ as a function of ``varpar = (θ, σ)``."""
-    f = factorize(varpar[:-1], arrays, dims)
-    p = dims.p
-    R = f["LXX"][:p, :p]  # lower Cholesky factor of X'V_θ⁻¹X
-    Rinv = jax.scipy.linalg.solve_triangular(R, jnp.eye(p, dtype=R.dtype), lower=True)
-    return varpar[-1] ** 2 * (Rinv.T @ Rinv)
+    return _deviance_and_covbeta(varpar, arrays, dims)[1]
 
 
 def _pieces(varpar, arrays, dims):
-    H = jax.hessian(varpar_deviance)(varpar, arrays, dims)
-    C = covbeta(varpar, arrays, dims)
-    J = jax.jacfwd(covbeta)(varpar, arrays, dims)  # (p, p, n_varpar)
+    """Hessian of the deviance, cov(β̂) and its Jacobian from one trace of the factorisation.
+
+    Forward-over-reverse: the gradient (with cov(β̂) carried along as aux) is
+    differentiated forward in each of the n_θ + 1 directions, so the
+    Jacobian of cov(β̂) comes out of the same pass as the Hessian.
+    """
+    def grad_and_cov(v):
+        g, C = jax.grad(_deviance_and_covbeta, has_aux=True)(v, arrays, dims)
+        return (g, C), C
+
+    (H, J), C = jax.jacfwd(grad_and_cov, has_aux=True)(varpar)
     return H, C, J
 
 

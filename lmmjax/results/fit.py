@@ -209,11 +209,11 @@ class LmerFit:
 
         return coef_table(self, ddf=ddf)
 
-    def contrast(self, L, ddf: str = "satterthwaite") -> pd.DataFrame:
-        """t test (one row) or F test (several rows) of linear combinations Lβ."""
+    def contrast(self, L, ddf: str = "satterthwaite", **kwargs) -> pd.DataFrame:
+        """t test (one row) or F test (several rows, or ``joint=True``) of linear combinations Lβ."""
         from ..inference import contrast
 
-        return contrast(self, L, ddf=ddf)
+        return contrast(self, L, ddf=ddf, **kwargs)
 
     def anova(self, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
         """F tests per model term (type III by default, type I optional)."""

@@ -6,6 +6,8 @@ import html
 import numpy as np
 import pandas as pd
 
+from ..errors import ModelSpecError
+
 
 def _fmt(x, digits=4):
     if x is None or (isinstance(x, float) and np.isnan(x)):
@@ -37,7 +39,7 @@ class FitSummary:
         fit = self.fit
         try:
             return fit.coef_table()
-        except (AttributeError, ImportError, NotImplementedError):
+        except (AttributeError, ImportError, NotImplementedError, ModelSpecError, np.linalg.LinAlgError):
             se = np.sqrt(np.diag(fit.vcov.to_numpy()))
             return pd.DataFrame(
                 {"estimate": fit.fixef.to_numpy(), "std_error": se, "t_value": fit.fixef.to_numpy() / se},
@@ -101,7 +103,7 @@ class FitSummary:
             for col in ct.columns:
                 v = r[col]
                 if col == "p_value":
-                    cells.append(f"{v:.3g}" if v >= 1e-16 else "<1e-16")
+                    cells.append(f"{v:.3g}" if v >= 2.2e-16 else "< 2e-16")  # as R's format.pval
                 elif col == "df":
                     cells.append(f"{v:.2f}")
                 elif col == "t_value":
@@ -111,7 +113,7 @@ class FitSummary:
             rows.append(cells)
         out = ["", "Fixed effects:", _table(rows, [""] + [labels.get(c, c) for c in ct.columns])]
         if "df" in ct.columns:
-            out.append("(degrees of freedom: Satterthwaite)")
+            out.append(f"(degrees of freedom: {ct.attrs.get('ddf', 'satterthwaite')})")
         return out
 
     def _correlation(self) -> list:

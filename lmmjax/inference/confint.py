@@ -1,0 +1,83 @@
+"""Confidence intervals: Wald, profile likelihood, parametric bootstrap."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import ModelSpecError
+from ..results.varcorr import parameter_names
+from .profiling import profile_confint
+
+
+def parameter_index(fit) -> list:
+    """Fixed-effect names, then ``sd(…)``, ``cor(…)``, ``sigma`` (varcorr order)."""
+    return list(fit.model.frame.fixed_names) + parameter_names(fit.varcorr)
+
+
+def wald_confint(fit, level: float = 0.95) -> pd.DataFrame:
+    """β̂ ± z·SE for the fixed effects; NaN for the variance parameters (as lme4)."""
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    beta = fit.estimates.beta
+    se = np.sqrt(np.diag(fit.vcov.to_numpy()))
+    names = parameter_index(fit)
+    nan = np.full(len(names) - len(beta), np.nan)
+    out = pd.DataFrame({"lower": np.concatenate([beta - z * se, nan]),
+                        "upper": np.concatenate([beta + z * se, nan])}, index=names)
+    out.attrs["method"] = "Wald"
+    out.attrs["level"] = level
+    return out
+
+
+def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.DataFrame:
+    """Confidence intervals for all parameters.
+
+    Parameters
+    ----------
+    method : {"wald", "profile", "bootstrap"}
+        ``"wald"``: fixed effects only (variance parameters NaN, as lme4);
+        ``"profile"``: profile likelihood of the ML deviance for every
+        parameter (REML fits are refitted by ML, as lme4); keyword ``parm``
+        restricts it to some parameters;
+        ``"bootstrap"``: ``fit.bootstrap(n, seed=seed, **kwargs).ci(level,
+        method=boot_method)`` with ``n=1000``, ``seed=0``,
+        ``boot_method="percentile"`` by default.
+    level : float
+
+    Returns
+    -------
+    DataFrame with columns ``lower, upper``, index: fixed effects, then
+    ``sd(<term>|<group>)``, ``cor(<t1>,<t2>|<group>)``, ``sigma``.
+
+    Examples
+    --------
+    >>> import lmmjax as lmm
+    >>> fit = lmm.lmer("Reaction ~ Days + (Days | Subject)", lmm.datasets.load("sleepstudy"))
+    >>> ci = fit.confint(method="profile")  # doctest: +SKIP
+    >>> round(ci.loc["sigma", "lower"], 2)  # doctest: +SKIP
+    22.9
+    """
+    if not 0.0 < level < 1.0:
+        raise ModelSpecError(f"level must be between 0 and 1, got {level!r}.")
+    m = str(method).lower()
+    if m == "wald":
+        return wald_confint(fit, level)
+    if m == "profile":
+        out = profile_confint(fit, level=level, parm=kwargs.pop("parm", None))
+        if kwargs:
+            raise ModelSpecError(f"Unknown argument(s) for profile intervals: {sorted(kwargs)}.")
+        order = [n for n in parameter_index(fit) if n in out.index]
+        res = out.loc[order]
+        res.attrs.update(out.attrs)
+        return res
+    if m == "bootstrap":
+        n = kwargs.pop("n", 1000)
+        seed = kwargs.pop("seed", 0)
+        boot_method = kwargs.pop("boot_method", "percentile")
+        boot = fit.bootstrap(n, seed=seed, **kwargs)
+        ci = boot.ci(level=level, method=boot_method)
+        order = [n_ for n_ in parameter_index(fit) if n_ in ci.index]
+        if len(order) == len(ci.index):
+            ci = ci.loc[order]
+        return ci
+    raise ModelSpecError(f"Unknown confint method {method!r}; use 'wald', 'profile' or 'bootstrap'.")
