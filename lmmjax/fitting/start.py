@@ -17,8 +17,13 @@ DENSE_START_THRESHOLD = 256  # size of the dense block above which moment starts
 
 
 def choose_start(model) -> np.ndarray:
-    """Moment start for models with a large dense block, lme4's start otherwise."""
-    if model.dims.rest == "dense" and model.dims.q2 >= DENSE_START_THRESHOLD:
+    """Moment start for random-intercept models with a large dense block, lme4's start otherwise.
+
+    With random slopes in the model (e.g. the crossed benchmark design) the
+    moment start measured worse than lme4's (22 against 15 evaluations).
+    """
+    intercepts_only = all(tm.columns == ["Intercept"] for tm in model.frame.terms)
+    if intercepts_only and model.dims.rest == "dense" and model.dims.q2 >= DENSE_START_THRESHOLD:
         return moment_start(model)
     return np.where(np.isfinite(model.layout.lower), 1.0, 0.0)
 
