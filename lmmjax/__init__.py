@@ -38,7 +38,7 @@ def anova(*fits, **kwargs):
 
 def __getattr__(name):
     # Submodules with heavier imports load on first use.
-    if name in ("plot",):
+    if name in ("plot", "diagnostics", "inference", "simulate", "powersim"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
