@@ -62,12 +62,59 @@ def _escape_boundary_saddle(theta, dev, lower, arrays, dims, evals, steps=(1e-2,
     return None
 
 
+def column_mates(layout):
+    """(k, k) bool: ``mates[d, i]`` when θ_i lies below the diagonal entry θ_d in
+    the same column of the same term's T.
+
+    The deviance depends on T only through T Tᵀ, so it is unchanged when a
+    whole column of T changes sign. With the bound θ_d ≥ 0 this symmetry
+    leaves false minima at θ_d ≈ 0: mirrored, the same point has its
+    gradient along θ_d pointing inward.
+    """
+    k = len(layout.lower)
+    mates = np.zeros((k, k), dtype=bool)
+    for d in np.nonzero(np.isfinite(layout.lower))[0]:
+        same = (layout.term_of == layout.term_of[d]) & (layout.col == layout.col[d]) & (layout.row > layout.row[d])
+        mates[d, same] = True
+    return mates
+
+
+def _boundary_restarts(theta, layout, small=1e-2, interior=0.5):
+    """Restarts for an optimum where a diagonal entry of a vector term's T is near 0.
+
+    Such a fit (a correlation of ±1 or a zero variance in a term with
+    several columns) is often a false minimum created by the bound θ_d ≥ 0:
+    the deviance depends on T only through T Tᵀ, so the mirror image of the
+    column (its entries below the diagonal negated) is the same model seen
+    from the other side of the bound; and a start with that term's diagonal
+    moved into the interior (``interior``, off-diagonals 0) lets the search
+    reach a basin the first path missed. Sleepstudy-like replicates were
+    seen to stop 6.5 units of REML criterion above the optimum without this.
+    """
+    mates = column_mates(layout)
+    diag = np.isfinite(layout.lower)
+    out = []
+    for d in np.nonzero(diag)[0]:
+        term = layout.term_of == layout.term_of[d]
+        if abs(theta[d]) >= small or term.sum() < 2:
+            continue
+        if np.any(theta[mates[d]] != 0):
+            mirrored = theta.copy()
+            mirrored[mates[d]] = -mirrored[mates[d]]
+            out.append(mirrored)
+        inside = theta.copy()
+        inside[term & ~diag] = 0.0
+        inside[term & diag] = np.maximum(inside[term & diag], interior)
+        out.append(inside)
+    return out
+
+
 def start_theta(lower: np.ndarray) -> np.ndarray:
     """lme4's start: 1 on the diagonals of T, 0 off them."""
     return np.where(np.isfinite(lower), 1.0, 0.0)
 
 
-def minimize_deviance(arrays, dims, lower, theta0=None, gtol=1e-6, snap_tol=1e-4):
+def minimize_deviance(arrays, dims, lower, theta0=None, gtol=1e-6, snap_tol=1e-4, layout=None):
     """Fit θ.
 
     Parameters
@@ -75,6 +122,10 @@ def minimize_deviance(arrays, dims, lower, theta0=None, gtol=1e-6, snap_tol=1e-4
     arrays, dims : from :func:`lmmjax.structure.crossprod.cross_products`
     lower : ndarray, lower bounds of θ
     theta0 : ndarray, optional start (default :func:`start_theta`)
+    layout : ThetaLayout, optional
+        With it, an optimum with a diagonal entry of a vector term's T near 0
+        is re-tried from the column's mirror image and from the interior
+        (:func:`_boundary_restarts`).
     gtol : float
         Convergence requires the max-abs projected gradient below
         ``gtol * max(1, |deviance|)``.
@@ -98,14 +149,26 @@ def minimize_deviance(arrays, dims, lower, theta0=None, gtol=1e-6, snap_tol=1e-4
 
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     options = dict(maxiter=5000, maxfun=10000, ftol=1e-12, gtol=1e-9, maxcor=20)
-    res = so.minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
-    nit = int(res.nit)
-    for _ in range(3):
-        escape = _escape_boundary_saddle(res.x, float(res.fun), lower, arrays, dims, evals)
-        if escape is None:
-            break
-        res = so.minimize(fun, escape, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
-        nit += int(res.nit)
+    nit = [0]
+
+    def run(start):
+        """L-BFGS-B, then restarts from any boundary saddle it stopped at."""
+        res = so.minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+        nit[0] += int(res.nit)
+        for _ in range(3):
+            escape = _escape_boundary_saddle(res.x, float(res.fun), lower, arrays, dims, evals)
+            if escape is None:
+                break
+            res = so.minimize(fun, escape, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+            nit[0] += int(res.nit)
+        return res
+
+    res = run(theta0)
+    if layout is not None:
+        for start in _boundary_restarts(np.asarray(res.x, float), layout):
+            alt = run(start)
+            if alt.fun < res.fun - 1e-10 * max(1.0, abs(res.fun)):
+                res = alt
     theta = np.array(res.x, dtype=float)
     dev = float(res.fun)
     snapped = []
@@ -122,7 +185,7 @@ def minimize_deviance(arrays, dims, lower, theta0=None, gtol=1e-6, snap_tol=1e-4
     ok = bool(np.isfinite(dev) and pg <= gtol * max(1.0, abs(dev)))
     return OptSummary(
         theta_start=theta0, theta=theta, deviance=dev, n_evaluations=evals[0] + 1 + len(snapped),
-        n_iterations=nit, optimizer="L-BFGS-B (scipy) with JAX gradients",
+        n_iterations=nit[0], optimizer="L-BFGS-B (scipy) with JAX gradients",
         message=str(res.message), projected_gradient=pg, success=ok,
         seconds=time.perf_counter() - t0, snapped=tuple(snapped),
     )

@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ..fitting.optimize import column_mates  # noqa: F401  (re-exported for the batched fits)
 from .derivatives import derivative_function, gradient_function
 
 jax.config.update("jax_enable_x64", True)
@@ -119,23 +120,6 @@ def _saddles(theta, g, H, lower, fscale, opts: NewtonOptions):
     bounded = jnp.isfinite(lower)
     at = bounded & (theta <= jnp.where(bounded, lower, 0.0))
     return at & (jnp.abs(g) <= opts.stop_gtol * fscale) & (jnp.diagonal(H) < 0)
-
-
-def column_mates(layout):
-    """(k, k) bool: ``mates[d, i]`` when θ_i lies below the diagonal entry θ_d in
-    the same column of the same term's T.
-
-    The deviance depends on T only through T Tᵀ, so it is unchanged when a
-    whole column of T changes sign. At θ_d = 0 that flips the sign of the
-    gradient along θ_d: a point on the bound whose gradient pushes outward
-    is, mirrored, a point whose gradient points inward (see :func:`reflection`).
-    """
-    k = len(layout.lower)
-    mates = np.zeros((k, k), dtype=bool)
-    for d in np.nonzero(np.isfinite(layout.lower))[0]:
-        same = (layout.term_of == layout.term_of[d]) & (layout.col == layout.col[d]) & (layout.row > layout.row[d])
-        mates[d, same] = True
-    return mates
 
 
 def reflection(theta, g, lower, mates):

@@ -126,3 +126,21 @@ def test_ml_refit_of_reml_fit(fit, sleep):
     direct = lmm.lmer("Reaction ~ Days + (Days | Subject)", sleep, reml=False)
     assert not ml.reml
     np.testing.assert_allclose(ml.loglik, direct.loglik, atol=1e-7)
+
+
+def test_singular_false_minimum_is_left(sleep):
+    """A simulated sleepstudy response on which L-BFGS-B from lme4's start stops
+    at intercept variance ~0 with correlation +1 (REML 1755.376); the optimum
+    (1748.907) is reached by the boundary restarts."""
+    fit0 = lmm.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    y = fit0.simulate(2000, seed=1)[1999]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = lmm.lmer("Reaction ~ Days + (Days | Subject)", sleep.assign(Reaction=y))
+    from lmmjax.fitting.optimize import minimize_deviance
+
+    best = min(minimize_deviance(fit.model.arrays, fit.model.dims, fit.model.layout.lower,
+                                 theta0=np.array(t)).deviance
+               for t in ([0.5, 0.0, 0.5], [1.0, -0.5, 0.3], [0.3, 0.3, 1.0]))
+    assert fit.deviance <= best + 1e-7
+    assert not fit.singular
