@@ -35,8 +35,8 @@ import numpy as np
 import scipy.optimize as so
 import scipy.sparse as sp
 
-from ..fitting.optimize import minimize_deviance, projected_gradient
-from ..objective.deviance import deviance_from_factor, deviance_jit, factorize_jit, profiled_deviance
+from ..fitting.optimize import minimize_deviance, projected_gradient, snap_to_bounds
+from ..objective.deviance import deviance_from_factor, factorize_jit, profiled_deviance
 from ..structure.crossprod import per_level_products
 
 #: Arrays whose values change when rows are deleted (everything else is structure).
@@ -307,14 +307,8 @@ def refit_batched(cases: list, dims, lower, theta0, chunk: int = 256, gtol: floa
     return results
 
 
-def _snap(theta, dev, arrays, dims, lower, snap_tol=1e-4) -> RefitResult:
-    theta = theta.copy()
-    for i in np.nonzero(np.isfinite(lower) & (theta > lower) & (theta < snap_tol))[0]:
-        trial = theta.copy()
-        trial[i] = lower[i]
-        trial_dev = float(deviance_jit(trial, arrays, dims))
-        if trial_dev <= dev + 1e-10 * max(1.0, abs(dev)):
-            theta, dev = trial, min(dev, trial_dev)
+def _snap(theta, dev, arrays, dims, lower) -> RefitResult:
+    theta, dev, _ = snap_to_bounds(theta, dev, arrays, dims, lower)
     return RefitResult(theta, dev, True)
 
 

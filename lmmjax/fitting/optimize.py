@@ -35,6 +35,21 @@ class OptSummary:
     snapped: tuple = field(default=())
 
 
+def snap_to_bounds(theta, dev, arrays, dims, lower, snap_tol=1e-4):
+    """Set diagonal θ entries within ``snap_tol`` of their bound to the bound
+    when that does not raise the deviance; returns (θ, deviance, snapped indices)."""
+    theta = np.array(theta, dtype=float)
+    snapped = []
+    for i in np.nonzero(np.isfinite(lower) & (theta > lower) & (theta < snap_tol))[0]:
+        trial = theta.copy()
+        trial[i] = lower[i]
+        trial_dev = float(deviance_jit(trial, arrays, dims))
+        if trial_dev <= dev + 1e-10 * max(1.0, abs(dev)):
+            theta, dev = trial, min(dev, trial_dev)
+            snapped.append(int(i))
+    return theta, dev, snapped
+
+
 def projected_gradient(theta, grad, lower):
     """Gradient with components that push against an active bound removed."""
     g = np.array(grad, dtype=float)
@@ -169,16 +184,8 @@ def minimize_deviance(arrays, dims, lower, theta0=None, gtol=1e-6, snap_tol=1e-4
             alt = run(start)
             if alt.fun < res.fun - 1e-10 * max(1.0, abs(res.fun)):
                 res = alt
-    theta = np.array(res.x, dtype=float)
-    dev = float(res.fun)
-    snapped = []
-    for i in np.nonzero(np.isfinite(lower) & (theta > lower) & (theta < snap_tol))[0]:
-        trial = theta.copy()
-        trial[i] = lower[i]
-        trial_dev = float(deviance_jit(trial, arrays, dims))
-        if trial_dev <= dev + 1e-10 * max(1.0, abs(dev)):
-            theta, dev = trial, min(dev, trial_dev)
-            snapped.append(int(i))
+    theta, dev, snapped = snap_to_bounds(np.array(res.x, dtype=float), float(res.fun), arrays, dims,
+                                         lower, snap_tol)
     val, grad = value_and_grad_jit(theta, arrays, dims)
     dev = float(val)
     pg = float(np.max(np.abs(projected_gradient(theta, np.asarray(grad), lower)), initial=0.0))
