@@ -17,52 +17,12 @@
 ## boot::boot.ci(type = "perc") as used by confint(<bootMer>)), and the elapsed
 ## time of the bootMer call.  The replicates cannot be reproduced outside R
 ## (R's RNG stream); compare distributions / intervals with a Monte Carlo tolerance.
-suppressPackageStartupMessages({
-  library(lme4)
-  library(boot)
-  library(jsonlite)
-})
-
-outdir <- file.path("tests", "reference", "fixtures", "bootstrap")
-dir.create(outdir, recursive = TRUE, showWarnings = FALSE)
-
-## ---- JSON output with exact doubles --------------------------------------------
-## jsonlite caps numbers at 15 significant digits, so doubles are pre-formatted
-## with the shortest "%.15g"/"%.16g"/"%.17g" representation that parses back to
-## exactly the same double, and inserted verbatim.  A double vector becomes a
-## JSON array if it is wrapped in I() or has length != 1, else a scalar.
-fmt_num <- function(x) {
-  out <- sprintf("%.15g", x)
-  for (d in 16:17) {
-    bad <- is.finite(x) & suppressWarnings(as.numeric(out)) != x
-    if (!any(bad)) break
-    out[bad] <- sprintf(paste0("%.", d, "g"), x[bad])
-  }
-  out[!is.finite(x)] <- "null"
-  out
-}
-exact_doubles <- function(x) {
-  if (is.list(x) && !is.data.frame(x)) {
-    a <- attributes(x); x <- lapply(x, exact_doubles); attributes(x) <- a
-    return(x)
-  }
-  if (is.double(x) && is.null(dim(x))) {
-    s <- fmt_num(as.vector(x))
-    s <- if (inherits(x, "AsIs") || length(x) != 1) paste0("[", paste(s, collapse = ", "), "]") else s
-    return(structure(s, class = "json"))
-  }
-  x
-}
-write_fixture <- function(obj, path) {
-  txt <- toJSON(exact_doubles(obj), auto_unbox = TRUE, pretty = TRUE,
-                null = "null", na = "null", json_verbatim = TRUE)
-  writeLines(txt, path)
-}
-
-rows <- function(M) {
-  M <- as.matrix(M)
-  lapply(seq_len(nrow(M)), function(i) I(unname(as.numeric(M[i, ]))))
-}
+## Shared helpers, which also attach lme4 and jsonlite: fixture_helpers.R next to
+## this script, found via Rscript's --file= (fallback: run from the repo root).
+.this <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+source(file.path(if (length(.this) == 1) dirname(.this) else "tests/reference", "fixture_helpers.R"))
+suppressPackageStartupMessages(library(boot))
+outdir <- fixture_dir("bootstrap")
 
 ## ---- fit and bootstrap --------------------------------------------------------------
 NSIM <- 2000L
@@ -126,6 +86,7 @@ res <- list(
   derived_names = I(names(d0)),
   derived_original = I(unname(d0)),
   derived_formulas = "sd_intercept = sigma*theta1; sd_days = sigma*sqrt(theta2^2+theta3^2); cor = theta2/sqrt(theta2^2+theta3^2)",
+  derived_replicates = rows(dt),
   derived_mean = I(unname(colMeans(dt, na.rm = TRUE))),
   derived_sd = I(unname(apply(dt, 2, sd, na.rm = TRUE))),
   percentile_95_quantile7 = list(names = I(names(d0)), lower = I(unname(q7[1, ])), upper = I(unname(q7[2, ]))),

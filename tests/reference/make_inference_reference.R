@@ -26,77 +26,17 @@
 ##   cake:  lrt (anova(additive, interaction), fixed effects tested).
 ##   cake_unbalanced: cake with responses removed (cells unequal), the full
 ##          inference fixture (type I and III tests then differ).
+## Shared helpers, which also attach lme4 and jsonlite: fixture_helpers.R next to
+## this script, found via Rscript's --file= (fallback: run from the repo root).
+.this <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+source(file.path(if (length(.this) == 1) dirname(.this) else "tests/reference", "fixture_helpers.R"))
 suppressPackageStartupMessages({
-  library(lme4)
   library(lmerTest)
   library(pbkrtest)
-  library(jsonlite)
 })
-
-outdir <- file.path("tests", "reference", "fixtures", "inference")
-dir.create(outdir, recursive = TRUE, showWarnings = FALSE)
-
-## ---- JSON output with exact doubles --------------------------------------------
-## jsonlite caps numbers at 15 significant digits, so doubles are pre-formatted
-## with the shortest "%.15g"/"%.16g"/"%.17g" representation that parses back to
-## exactly the same double, and inserted verbatim.  A double vector becomes a
-## JSON array if it is wrapped in I() or has length != 1, else a scalar.
-fmt_num <- function(x) {
-  out <- sprintf("%.15g", x)
-  for (d in 16:17) {
-    bad <- is.finite(x) & suppressWarnings(as.numeric(out)) != x
-    if (!any(bad)) break
-    out[bad] <- sprintf(paste0("%.", d, "g"), x[bad])
-  }
-  out[!is.finite(x)] <- "null"
-  out
-}
-exact_doubles <- function(x) {
-  if (is.list(x) && !is.data.frame(x)) {
-    a <- attributes(x); x <- lapply(x, exact_doubles); attributes(x) <- a
-    return(x)
-  }
-  if (is.double(x) && is.null(dim(x))) {
-    s <- fmt_num(as.vector(x))
-    s <- if (inherits(x, "AsIs") || length(x) != 1) paste0("[", paste(s, collapse = ", "), "]") else s
-    return(structure(s, class = "json"))
-  }
-  x
-}
-write_fixture <- function(obj, path) {
-  txt <- toJSON(exact_doubles(obj), auto_unbox = TRUE, pretty = TRUE,
-                null = "null", na = "null", json_verbatim = TRUE)
-  writeLines(txt, path)
-}
+outdir <- fixture_dir("inference")
 
 ## ---- helpers ---------------------------------------------------------------------
-ctrl_bobyqa <- lmerControl(optimizer = "bobyqa",
-                           optCtrl = list(rhobeg = 2e-3, rhoend = 1e-12, maxfun = 1e6))
-ctrl_nlopt <- lmerControl(optimizer = "nloptwrap",
-                          optCtrl = list(algorithm = "NLOPT_LN_BOBYQA",
-                                         xtol_abs = 1e-14, ftol_abs = 1e-14,
-                                         xtol_rel = 0, ftol_rel = 0, maxeval = 1e6))
-OPT_SETTINGS <- paste(
-  "best (lowest objective) of: [1] lmerControl(optimizer='bobyqa',",
-  "optCtrl=list(rhobeg=2e-3, rhoend=1e-12, maxfun=1e6)); [2] polish from [1]'s theta with",
-  "lmerControl(optimizer='nloptwrap', optCtrl=list(algorithm='NLOPT_LN_BOBYQA',",
-  "xtol_abs=1e-14, ftol_abs=1e-14, xtol_rel=0, ftol_rel=0, maxeval=1e6))")
-
-crit <- function(m) if (isREML(m)) REMLcrit(m) else deviance(m)
-
-collect <- function(expr) {
-  warns <- character(0); msgs <- character(0)
-  val <- withCallingHandlers(expr,
-    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
-    message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") })
-  list(value = val, warnings = unique(warns), messages = unique(msgs))
-}
-
-rows <- function(M) {
-  M <- as.matrix(M)
-  lapply(seq_len(nrow(M)), function(i) I(unname(as.numeric(M[i, ]))))
-}
-
 ## Tight fit returned as an lmerModLmerTest object (lmerTest::lmer).
 tight_fit <- function(formula, data, reml = TRUE) {
   m1 <- collect(lmerTest::lmer(formula, data = data, REML = reml, control = ctrl_bobyqa))$value

@@ -18,59 +18,11 @@
 ##   (REML = FALSE), lme4 default lmerControl() -- what users run;
 ##   LRT chisq = deviance(H0) - deviance(H1) on 1 df; significant if p < 0.05.
 ## Warnings, messages and singular fits are counted (not suppressed from the count).
-suppressPackageStartupMessages({
-  library(lme4)
-  library(jsonlite)
-})
-
-outdir <- file.path("tests", "reference", "fixtures", "power")
-dir.create(outdir, recursive = TRUE, showWarnings = FALSE)
-
-## ---- JSON output with exact doubles --------------------------------------------
-## jsonlite caps numbers at 15 significant digits, so doubles are pre-formatted
-## with the shortest "%.15g"/"%.16g"/"%.17g" representation that parses back to
-## exactly the same double, and inserted verbatim.  A double vector becomes a
-## JSON array if it is wrapped in I() or has length != 1, else a scalar.
-fmt_num <- function(x) {
-  out <- sprintf("%.15g", x)
-  for (d in 16:17) {
-    bad <- is.finite(x) & suppressWarnings(as.numeric(out)) != x
-    if (!any(bad)) break
-    out[bad] <- sprintf(paste0("%.", d, "g"), x[bad])
-  }
-  out[!is.finite(x)] <- "null"
-  out
-}
-exact_doubles <- function(x) {
-  if (is.list(x) && !is.data.frame(x)) {
-    a <- attributes(x); x <- lapply(x, exact_doubles); attributes(x) <- a
-    return(x)
-  }
-  if (is.double(x) && is.null(dim(x))) {
-    s <- fmt_num(as.vector(x))
-    s <- if (inherits(x, "AsIs") || length(x) != 1) paste0("[", paste(s, collapse = ", "), "]") else s
-    return(structure(s, class = "json"))
-  }
-  x
-}
-write_fixture <- function(obj, path) {
-  txt <- toJSON(exact_doubles(obj), auto_unbox = TRUE, pretty = TRUE,
-                null = "null", na = "null", json_verbatim = TRUE)
-  writeLines(txt, path)
-}
-
-rows <- function(M) {
-  M <- as.matrix(M)
-  lapply(seq_len(nrow(M)), function(i) I(unname(as.numeric(M[i, ]))))
-}
-
-collect <- function(expr) {
-  warns <- character(0); msgs <- character(0)
-  val <- withCallingHandlers(expr,
-    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
-    message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") })
-  list(value = val, warnings = warns, messages = msgs)
-}
+## Shared helpers, which also attach lme4 and jsonlite: fixture_helpers.R next to
+## this script, found via Rscript's --file= (fallback: run from the repo root).
+.this <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+source(file.path(if (length(.this) == 1) dirname(.this) else "tests/reference", "fixture_helpers.R"))
+outdir <- fixture_dir("power")
 
 NSIM <- 1000L
 ALPHA <- 0.05
@@ -104,8 +56,8 @@ run_effect <- function(effect) {
   t0 <- proc.time()[["elapsed"]]
   for (i in seq_len(NSIM)) {
     d$Reaction <- simulate_one(effect)
-    f1 <- collect(lmer(Reaction ~ Days + (Days | Subject), data = d, REML = FALSE))
-    f0 <- collect(lmer(Reaction ~ 1 + (Days | Subject), data = d, REML = FALSE))
+    f1 <- collect(lmer(Reaction ~ Days + (Days | Subject), data = d, REML = FALSE), unique = FALSE)
+    f0 <- collect(lmer(Reaction ~ 1 + (Days | Subject), data = d, REML = FALSE), unique = FALSE)
     n_warn_fits <- n_warn_fits + (length(f1$warnings) > 0) + (length(f0$warnings) > 0)
     n_msg_fits <- n_msg_fits + (length(f1$messages) > 0) + (length(f0$messages) > 0)
     all_warn <- c(all_warn, f1$warnings, f0$warnings)
