@@ -40,7 +40,7 @@ from ..objective.deviance import deviance_from_factor, factorize_jit, profiled_d
 from ..structure.crossprod import per_level_products
 
 #: Arrays whose values change when rows are deleted (everything else is structure).
-DATA_KEYS = ("A11", "A1X", "AXX", "A22", "A2X", "ent_a", "pair_coef", "nobs")
+DATA_KEYS = ("A11", "A1X", "AXX", "A22", "A2X", "ent_a", "pair_coef", "A21d", "nobs")
 
 
 def _z1_sparse(block, rows: np.ndarray) -> sp.csr_matrix:
@@ -88,7 +88,7 @@ class DeletionArrays:
         if unknown or self.rest not in REST_LAYOUTS:
             raise RuntimeError(f"deletion refits do not know the engine's layout (arrays {sorted(unknown)}, "
                                f"later blocks {self.rest!r}); lmmjax.diagnostics.deletion needs updating")
-        if model.dims.q2 > 0:
+        if model.dims.q2 > 0 and "ent_row" in arr:
             b1 = model.blocks[0]
             q2 = model.dims.q2
             A21 = (model.Z2.T @ _z1_sparse(b1, np.arange(model.dims.n))).tocoo()
@@ -150,9 +150,13 @@ class DeletionArrays:
             else:
                 out["A22"] = arr["A22"] - (Z2.T @ Z2).toarray()
             out["A2X"] = arr["A2X"] - np.asarray(Z2.T @ XY)
-            out["ent_a"] = arr["ent_a"] - self._entry_values((Z2.T @ _z1_sparse(b1, rows)).tocoo())
-            if "pair_coef" in arr:
-                out["pair_coef"] = self._pair_coef(out["ent_a"])
+            removed = Z2.T @ _z1_sparse(b1, rows)
+            if "A21d" in arr:  # dense Schur update (see lmmjax.structure.crossprod.use_matmul)
+                out["A21d"] = arr["A21d"] - removed.toarray().reshape(arr["A21d"].shape)
+            else:
+                out["ent_a"] = arr["ent_a"] - self._entry_values(removed.tocoo())
+                if "pair_coef" in arr:
+                    out["pair_coef"] = self._pair_coef(out["ent_a"])
         return out
 
     def _entry_values(self, coo) -> np.ndarray:

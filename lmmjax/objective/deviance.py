@@ -122,9 +122,14 @@ def factorize(theta, arrays, dims, keep_factor=False):
         SXX = SXX - out.pop("quad")
     elif dims.q2 > 0:
         q2 = dims.q2
-        C = _schur_pairs(W, arrays, dims, q2 * q2).reshape(q2, q2)
-        C = C + C.T - jnp.diag(jnp.diag(C))
-        D = _schur_cross(W, arrays, dims)
+        if dims.schur == "matmul":
+            A21d = arrays["A21d"]
+            C = jnp.einsum("rja,jab,sjb->rs", A21d, W, A21d)
+            D = jnp.einsum("rja,jab,jbm->rm", A21d, W, A1X)
+        else:
+            C = _schur_pairs(W, arrays, dims, q2 * q2).reshape(q2, q2)
+            C = C + C.T - jnp.diag(jnp.diag(C))
+            D = _schur_cross(W, arrays, dims)
         B = arrays["A22"] - C
         S = lambda_left_t(lambda_right(B, theta, arrays, dims), theta, arrays, dims)
         S = S + jnp.eye(q2, dtype=S.dtype)

@@ -156,3 +156,28 @@ def test_moment_start_near_optimum_for_random_intercepts():
     theta0 = moment_start(model)
     fit = lmm.lmer("Yield ~ 1 + (1 | Batch)", lmm.datasets.load("dyestuff"), reml=False)
     assert abs(theta0[0] - fit.theta[0]) < 0.2 * fit.theta[0]
+
+
+@pytest.mark.parametrize("form, data", [
+    ("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin"),
+    ("Reaction ~ Days + (Days | Subject) + (1 | DayF)", "sleepstudy"),
+])
+def test_pair_scatter_and_dense_matmul_schur_updates_agree(monkeypatch, form, data):
+    """Fully crossed designs use the dense matmul Schur update; the pair scatter must agree."""
+    import lmmjax.structure.crossprod as cp
+
+    df = lmm.datasets.load(data)
+    if "DayF" in form:
+        df["DayF"] = df["Days"].astype(int).astype(str)
+    dense = build(df, form, True)
+    monkeypatch.setattr(cp, "MATMUL_DENSITY", 2.0)  # never dense
+    pairs = build(df, form, True)
+    assert dense.dims.schur == "matmul" and pairs.dims.schur == "pairs"
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        lower = dense.layout.lower
+        theta = np.where(np.isfinite(lower), rng.uniform(0.1, 2, len(lower)), rng.normal(0, 0.5, len(lower)))
+        a = float(deviance_jit(theta, dense.arrays, dense.dims))
+        b = float(deviance_jit(theta, pairs.arrays, pairs.dims))
+        np.testing.assert_allclose(a, b, rtol=1e-11)
+        np.testing.assert_allclose(a, dense_deviance(dense, theta), rtol=1e-9)
