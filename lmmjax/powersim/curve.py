@@ -1,0 +1,195 @@
+"""``lmm.power_curve``: power over a grid of sample sizes, its table, plot and the smallest size."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelSpecError
+from .designs import extend
+from .run import _starting_point, prepare, run_power, shared_shapes
+
+
+@dataclass(frozen=True)
+class PowerCurve:
+    """Power at each sample size.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per size: ``size`` (levels of ``along``, or rows per group
+        for ``within``), ``nobs``, ``power``, ``lower``, ``upper`` (Clopper-Pearson),
+        ``nsim``, ``n_significant``, ``n_failed``, ``n_singular``, ``seconds``.
+    results : list of PowerResult
+    along : str
+        What the sizes count (``"Subject"`` or ``"rows per Subject"``).
+    alpha, level : float
+    """
+
+    table: pd.DataFrame
+    results: list = field(repr=False)
+    along: str = ""
+    alpha: float = 0.05
+    level: float = 0.95
+
+    def smallest(self, target: float = 0.8, conservative: bool = False):
+        """The smallest size whose estimated power reaches ``target`` (None if none does).
+
+        With ``conservative=True`` the lower confidence limit must reach it.
+
+        Examples
+        --------
+        >>> curve.smallest(0.8)  # doctest: +SKIP
+        30
+        """
+        col = "lower" if conservative else "power"
+        ok = self.table[self.table[col] >= target]
+        if ok.empty:
+            return None
+        size = ok["size"].min()
+        return int(size) if float(size).is_integer() else size
+
+    def plot(self, ax=None, target: float = 0.8):
+        """Power against size with its confidence band and a line at ``target``.
+
+        Returns the matplotlib Figure.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6, 4))
+        else:
+            fig = ax.figure
+        t = self.table
+        ax.fill_between(t["size"], t["lower"], t["upper"], alpha=0.25, label=f"{int(round(100 * self.level))}% CI")
+        ax.plot(t["size"], t["power"], marker="o", label="power")
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"{target:.0%}")
+        best = self.smallest(target)
+        if best is not None:
+            ax.axvline(best, color="grey", linestyle=":", linewidth=1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel(f"number of {self.along}")
+        ax.set_ylabel("power")
+        res = self.results[0]
+        ax.set_title(f"Power for {' + '.join(res.test)} ({res.method}, alpha = {self.alpha:g})")
+        ax.legend(loc="lower right")
+        return fig
+
+    def __repr__(self) -> str:
+        return f"<PowerCurve along {self.along}>\n{self.table.to_string(index=False)}"
+
+
+ROW_TAG = "_row_power_curve_"
+
+
+def _subset_design(big: pd.DataFrame, along, within, size: int) -> pd.DataFrame:
+    if along is not None:
+        return extend(big, along=along, n=size)
+    return extend(big, within=within, n=size)
+
+
+def _deleted_rows(big_model, small: pd.DataFrame):
+    """Positions of ``big_model``'s rows that are not in ``small`` (by the row tag)."""
+    labels = np.asarray(big_model.frame.rows)
+    return np.nonzero(~np.isin(labels, small[ROW_TAG].to_numpy()))[0]
+
+
+def power_curve(fit_or_data, along: str | None = None, sizes=None, test=None, method: str = "lrt", *,
+                within=None, formula: str | None = None, data: pd.DataFrame | None = None, fixef=None,
+                varcorr=None, sigma=None, theta=None, nsim: int = 1000, alpha: float = 0.05,
+                seed: int = 0, reml=None, batch_size=None, progress: bool = True,
+                level: float = 0.95, devices=None, same_shapes: bool = True) -> PowerCurve:
+    """Power at several sample sizes along a grouping factor (or within groups).
+
+    For each size the design is :func:`~lmmjax.powersim.extend`-ed (or cut
+    down) to that many levels of ``along`` — or, with ``within``, that many
+    rows per group — and the power is estimated as by :func:`lmmjax.power`
+    with the same parameters and seed.
+
+    Like simr's ``powerCurve``, every size is a subset of the largest design
+    (its first levels, or first rows per group), and by default
+    (``same_shapes=True``) every size runs on the largest design's compiled
+    shapes, with the other rows deleted from the cross-products: the fits
+    are exactly those of the smaller design, the curve is compiled once
+    instead of once per size, and simulation i draws the same random effects
+    for the levels the sizes share (common random numbers: the curve is
+    smoother than independent runs). Each size then costs what the largest
+    costs to run. ``same_shapes=False`` runs each size as its own design.
+
+    Parameters
+    ----------
+    fit_or_data : LmerFit or DataFrame
+        As for :func:`lmmjax.power`.
+    along : str
+        Grouping factor whose number of levels varies (e.g. ``"Subject"``).
+    sizes : sequence of int
+        Numbers of levels (or rows per group with ``within``).
+    within : str or list, optional
+        Instead of ``along``: vary the rows per level of this factor (or combination).
+    test, method, formula, data, fixef, varcorr, sigma, theta, nsim, alpha, seed, reml, batch_size, level, devices
+        As for :func:`lmmjax.power`.
+    progress : bool
+        A progress bar over the sizes.
+    same_shapes : bool
+        Run all sizes on the largest design's compiled shapes (see above).
+
+    Returns
+    -------
+    PowerCurve
+
+    Examples
+    --------
+    >>> curve = lmm.power_curve(fit, along="Subject", sizes=[10, 20, 30], test="Days",
+    ...                         fixef={"Days": 2}, nsim=500)  # doctest: +SKIP
+    >>> curve.smallest(0.8), curve.plot()  # doctest: +SKIP
+    """
+    if sizes is None or len(list(sizes)) == 0:
+        raise ModelSpecError("power_curve needs sizes=, e.g. [10, 20, 30, 40, 50].")
+    if (along is None) == (within is None):
+        raise ModelSpecError("power_curve needs exactly one of along= (a grouping factor) or within=.")
+    _, design, _, _ = _starting_point(fit_or_data, formula, data)
+    sizes = sorted({int(s) for s in sizes})
+    from_fit = not isinstance(fit_or_data, pd.DataFrame)
+
+    def prepared(d):
+        start, args = (fit_or_data, dict(formula=None, data=d)) if from_fit else (d, dict(formula=formula))
+        return prepare(start, test, method, fixef=fixef, varcorr=varcorr, sigma=sigma, theta=theta,
+                       reml=reml, **args)
+
+    big = _subset_design(design, along, within, sizes[-1]).reset_index(drop=True)
+    big[ROW_TAG] = np.arange(len(big))
+    big_prep = prepared(big) if same_shapes else None
+
+    rows, results = [], []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(sizes), desc="power curve", unit="size", leave=False)
+    for size in sizes:
+        d = _subset_design(big, along, within, size)
+        model, truth, hyp, meth, f = prepared(d)
+        shapes = None
+        if big_prep is not None:
+            big_model, _, big_hyp = big_prep[:3]
+            deleted = _deleted_rows(big_model, d)
+            compatible = (list(model.frame.fixed_names) == list(big_model.frame.fixed_names)
+                          and model.layout.names == big_model.layout.names
+                          and model.dims.n == big_model.dims.n - len(deleted)
+                          and hyp.columns == big_hyp.columns)
+            if compatible:
+                shapes = shared_shapes(big_model, big_hyp, meth, deleted)
+        res = run_power(model, truth, hyp, meth, int(nsim), float(alpha), int(seed), batch_size,
+                        progress, f, level, devices, shapes)
+        results.append(res)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(size=size, power=f"{res.power:.2f}")
+        rows.append(dict(size=size, nobs=res.nobs, power=res.power, lower=res.ci[0], upper=res.ci[1],
+                         nsim=res.nsim, n_significant=res.n_significant, n_failed=res.n_failed,
+                         n_singular=res.n_singular, seconds=res.seconds))
+    if bar is not None:
+        bar.close()
+    label = along if along is not None else f"rows per {within if isinstance(within, str) else '+'.join(within)}"
+    return PowerCurve(table=pd.DataFrame(rows), results=results, along=label, alpha=alpha, level=level)
