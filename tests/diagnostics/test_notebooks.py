@@ -71,7 +71,7 @@ def _run_cell(tree, last, namespace, label):
                 (getattr(value, "_repr_html_", None) or (lambda: repr(value)))()
 
 
-@pytest.mark.parametrize("name", ["01_workflow.ipynb", "03_large_crossed.ipynb"])
+@pytest.mark.parametrize("name", ["01_workflow.ipynb", "02_power.ipynb", "03_large_crossed.ipynb"])
 def test_notebook_runs(name):
     skipped = run_notebook(NOTEBOOKS / name)
     if skipped:
