@@ -124,8 +124,9 @@ def factorize(theta, arrays, dims, keep_factor=False):
         q2 = dims.q2
         if dims.schur == "matmul":
             A21d = arrays["A21d"]
-            C = jnp.einsum("rja,jab,sjb->rs", A21d, W, A21d)
-            D = jnp.einsum("rja,jab,jbm->rm", A21d, W, A1X)
+            G = jnp.einsum("rja,jab->rjb", A21d, W)  # two plain contractions: cheap to differentiate
+            C = G.reshape(q2, -1) @ A21d.reshape(q2, -1).T
+            D = G.reshape(q2, -1) @ A1X.reshape(-1, A1X.shape[-1])
         else:
             C = _schur_pairs(W, arrays, dims, q2 * q2).reshape(q2, q2)
             C = C + C.T - jnp.diag(jnp.diag(C))

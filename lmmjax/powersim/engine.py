@@ -187,6 +187,7 @@ def batch_estimates(model, theta: np.ndarray, yarrays: dict) -> dict:
     --------
     >>> est = batch_estimates(model, fits.theta, response_arrays(model, Y))  # doctest: +SKIP
     """
+    model = model.with_schur("pairs")  # second-order vmapped derivatives compile slowly through the matmul form
     arrays = _merged(model, yarrays)
     axes = tuple(sorted(_in_axes(arrays).items()))
     theta = np.where(np.isfinite(theta), theta, 0.0)
@@ -222,6 +223,7 @@ def batch_satterthwaite(model, theta: np.ndarray, sigma: np.ndarray, yarrays: di
     -------
     H : (B, m, m), C : (B, p, p), J : (B, m, p, p) with m = n_theta + 1
     """
+    model = model.with_schur("pairs")  # second-order vmapped derivatives compile slowly through the matmul form
     arrays = _merged(model, yarrays)
     axes = tuple(sorted(_in_axes(arrays).items()))
     varpar = np.column_stack([np.where(np.isfinite(theta), theta, 0.0), sigma])

@@ -145,7 +145,7 @@ def _pad(arr: np.ndarray, length: int, fill=0):
     return np.concatenate([arr, np.full(pad_shape, fill, dtype=arr.dtype)])
 
 
-def cross_products(blocks: list, X: np.ndarray, y: np.ndarray, reml: bool, n_theta: int):
+def cross_products(blocks: list, X: np.ndarray, y: np.ndarray, reml: bool, n_theta: int, schur: str = "auto"):
     """Compute every array the objective needs.
 
     Returns
@@ -164,7 +164,8 @@ def cross_products(blocks: list, X: np.ndarray, y: np.ndarray, reml: bool, n_the
     Z2 = sparse_z(blocks, n)
     q2 = Z2.shape[1]
     rest = "none" if q2 == 0 else ("blockdiag" if nested_in_first(blocks) else "dense")
-    schur = "pairs"
+    if q2 == 0:
+        schur = "pairs"
     if rest == "blockdiag":
         b2 = blocks[1]
         lam_index = lam_weight = np.zeros((0, 1), np.int32)
@@ -188,10 +189,11 @@ def cross_products(blocks: list, X: np.ndarray, y: np.ndarray, reml: bool, n_the
         arrays["A2X"] = np.asarray(Z2.T @ XY)
         coo = A21.tocoo()
         n_entries = len(np.unique(coo.row.astype(np.int64) * l1 + coo.col // p1))
-        if rest == "dense" and use_matmul(n_entries, q2, l1, p1):
+        if rest == "dense" and (schur == "matmul" or (schur == "auto" and use_matmul(n_entries, q2, l1, p1))):
             schur = "matmul"
             arrays["A21d"] = A21.toarray().reshape(q2, l1, p1)
         else:
+            schur = "pairs"
             ent_row, ent_level, ent_a, pair_level, pair_coef, target = _entries_and_pairs(A21, l1, p1, q2, p2)
             n_ent, n_pair = padded_length(len(ent_row)), padded_length(len(target))
             n_slots = q2 * p2 if rest == "blockdiag" else q2 * q2
