@@ -33,24 +33,14 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 import scipy.optimize as so
-import scipy.sparse as sp
 
 from ..fitting.optimize import minimize_deviance, projected_gradient, snap_to_bounds
 from ..objective.deviance import deviance_from_factor, factorize_jit, profiled_deviance
+from ..structure.blocks import sparse_z1
 from ..structure.crossprod import per_level_products
 
 #: Arrays whose values change when rows are deleted (everything else is structure).
 DATA_KEYS = ("A11", "A1X", "AXX", "A22", "A2X", "ent_a", "pair_coef", "A21d", "nobs")
-
-
-def _z1_sparse(block, rows: np.ndarray) -> sp.csr_matrix:
-    p1 = block.p
-    m = len(rows)
-    return sp.csr_matrix(
-        (block.Z[rows].ravel(),
-         (np.repeat(np.arange(m), p1), (block.codes[rows][:, None] * p1 + np.arange(p1)).ravel())),
-        shape=(m, block.nlevels * p1),
-    )
 
 
 #: Arrays that describe structure only (unchanged by deleting rows).
@@ -91,7 +81,7 @@ class DeletionArrays:
         if model.dims.q2 > 0 and "ent_row" in arr:
             b1 = model.blocks[0]
             q2 = model.dims.q2
-            A21 = (model.Z2.T @ _z1_sparse(b1, np.arange(model.dims.n))).tocoo()
+            A21 = (model.Z2.T @ sparse_z1(b1, np.arange(model.dims.n))).tocoo()
             n_real = len(np.unique(A21.row.astype(np.int64) * b1.nlevels + A21.col // b1.p))
             keys = arr["ent_row"][:n_real].astype(np.int64) * b1.nlevels + arr["ent_level"][:n_real]
             self._order = np.argsort(keys)
@@ -150,7 +140,7 @@ class DeletionArrays:
             else:
                 out["A22"] = arr["A22"] - (Z2.T @ Z2).toarray()
             out["A2X"] = arr["A2X"] - np.asarray(Z2.T @ XY)
-            removed = Z2.T @ _z1_sparse(b1, rows)
+            removed = Z2.T @ sparse_z1(b1, rows)
             if "A21d" in arr:  # dense Schur update (see lmmjax.structure.crossprod.use_matmul)
                 out["A21d"] = arr["A21d"] - removed.toarray().reshape(arr["A21d"].shape)
             else:

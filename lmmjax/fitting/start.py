@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .optimize import start_theta
+
 DENSE_START_THRESHOLD = 256  # size of the dense block above which moment starts pay off
 
 
@@ -25,7 +27,7 @@ def choose_start(model) -> np.ndarray:
     intercepts_only = all(tm.columns == ["Intercept"] for tm in model.frame.terms)
     if intercepts_only and model.dims.rest == "dense" and model.dims.q2 >= DENSE_START_THRESHOLD:
         return moment_start(model)
-    return np.where(np.isfinite(model.layout.lower), 1.0, 0.0)
+    return start_theta(model.layout.lower)
 
 
 def moment_start(model) -> np.ndarray:
@@ -39,7 +41,7 @@ def moment_start(model) -> np.ndarray:
     starts on a bound.
     """
     layout = model.layout
-    theta = np.where(np.isfinite(layout.lower), 1.0, 0.0)
+    theta = start_theta(layout.lower)
     X, y = model.X, model.y
     beta = np.linalg.lstsq(X, y, rcond=None)[0]
     resid = y - X @ beta

@@ -12,6 +12,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..model import Model
+from ..structure.blocks import sparse_z1
 from ..objective.deviance import deviance_from_factor, factorize_jit
 
 
@@ -63,13 +64,7 @@ def point_estimates(model: Model, theta: np.ndarray) -> PointEstimates:
 
 
 def _a21(model: Model) -> sp.csr_matrix:
-    b1 = model.blocks[0]
-    n, p1 = model.dims.n, b1.p
-    Z1 = sp.csr_matrix(
-        (b1.Z.ravel(), (np.repeat(np.arange(n), p1), (b1.codes[:, None] * p1 + np.arange(p1)).ravel())),
-        shape=(n, b1.nlevels * p1),
-    )
-    return (model.Z2.T @ Z1).tocsr()
+    return (model.Z2.T @ sparse_z1(model.blocks[0])).tocsr()
 
 
 def solve_schur(model: Model, f: dict, rhs: np.ndarray) -> np.ndarray:

@@ -132,6 +132,19 @@ def rest_offsets(blocks: list) -> list:
     return offsets
 
 
+def sparse_z1(block: Block, rows: np.ndarray | None = None) -> sp.csr_matrix:
+    """A block's Z (rows × nlevels·p, columns level-major) as a sparse matrix.
+
+    ``rows`` selects observations (default: all).
+    """
+    Z, codes = (block.Z, block.codes) if rows is None else (block.Z[rows], block.codes[rows])
+    m, p = Z.shape
+    return sp.csr_matrix(
+        (Z.ravel(), (np.repeat(np.arange(m), p), (codes[:, None] * p + np.arange(p)).ravel())),
+        shape=(m, block.nlevels * p),
+    )
+
+
 def sparse_z(blocks: list, n: int) -> sp.csr_matrix:
     """The rest blocks' Z as a sparse n × q2 matrix (columns level-major)."""
     offsets = rest_offsets(blocks)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .blocks import lambda_gather, sparse_z
+from .blocks import lambda_gather, sparse_z, sparse_z1
 
 
 def padded_length(k: int) -> int:
@@ -175,11 +175,7 @@ def cross_products(blocks: list, X: np.ndarray, y: np.ndarray, reml: bool, n_the
     arrays = dict(A11=A11, A1X=A1X, AXX=AXX, nobs=np.float64(n), lam_index=lam_index, lam_weight=lam_weight,
                   T1_index=b1.theta_index.astype(np.int32))
     if q2 > 0:
-        Z1 = sp.csr_matrix(
-            (b1.Z.ravel(), (np.repeat(np.arange(n), p1), (b1.codes[:, None] * p1 + np.arange(p1)).ravel())),
-            shape=(n, l1 * p1),
-        )
-        A21 = (Z2.T @ Z1).tocsc()
+        A21 = (Z2.T @ sparse_z1(b1)).tocsc()
         p2 = blocks[1].p if rest == "blockdiag" else None
         if rest == "blockdiag":
             arrays["A22"] = per_level_products(b2.codes, b2.Z, b2.Z, b2.nlevels)
