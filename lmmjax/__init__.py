@@ -6,9 +6,9 @@ Examples
 >>> fit = lmm.lmer("Reaction ~ Days + (Days | Subject)", lmm.datasets.load("sleepstudy"))
 >>> print(fit.summary())  # doctest: +SKIP
 """
-import jax as _jax
+from . import config
 
-_jax.config.update("jax_enable_x64", True)
+config.configure()  # float64 and the persistent compilation cache, before anything compiles
 
 from . import datasets  # noqa: E402
 from .errors import (  # noqa: E402

@@ -1,0 +1,84 @@
+"""Process-wide JAX settings, made once at ``import lmmjax``.
+
+* float64 everywhere (``jax_enable_x64``).
+* JAX's persistent compilation cache, on by default in a per-user directory,
+  so that a second Python process fitting models of the same shapes loads the
+  compiled programs from disk instead of compiling them again.
+
+Environment variables
+---------------------
+``LMMJAX_NO_COMPILATION_CACHE=1`` (or ``LMMJAX_COMPILATION_CACHE=0``)
+    leave the persistent cache off.
+``LMMJAX_CACHE_DIR=/path``
+    put it there instead of ``$XDG_CACHE_HOME/lmmjax/jax`` (default
+    ``~/.cache/lmmjax/jax``).
+
+A cache directory the user already gave JAX (``JAX_COMPILATION_CACHE_DIR`` or
+``jax.config.update("jax_compilation_cache_dir", ...)`` before importing
+lmmjax) is kept as it is.
+
+Examples
+--------
+>>> import lmmjax
+>>> lmmjax.config.compilation_cache_dir()  # doctest: +SKIP
+PosixPath('/home/me/.cache/lmmjax/jax')
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+import jax
+
+ENV_OFF = "LMMJAX_NO_COMPILATION_CACHE"
+ENV_ON = "LMMJAX_COMPILATION_CACHE"
+ENV_DIR = "LMMJAX_CACHE_DIR"
+_FALSE = ("0", "false", "no", "off")
+
+
+def cache_disabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the environment turns lmmjax's persistent compilation cache off."""
+    off = environ.get(ENV_OFF, "").strip().lower()
+    on = environ.get(ENV_ON, "").strip().lower()
+    return (off not in ("",) + _FALSE) or on in _FALSE
+
+
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$LMMJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/lmmjax/jax``, else ``~/.cache/lmmjax/jax``."""
+    if environ.get(ENV_DIR):
+        return Path(environ[ENV_DIR]).expanduser()
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "lmmjax" / "jax"
+
+
+def enable_compilation_cache(path: str | os.PathLike) -> Path:
+    """Store every compiled program under ``path`` (also the small, fast-to-compile ones).
+
+    Must run before the first compilation of the process to take effect for it.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    # lmmjax's programs are small and compile in well under a second each, but
+    # there are many of them: cache them all.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return path
+
+
+def compilation_cache_dir() -> Path | None:
+    """The directory of JAX's persistent compilation cache in this process, or None when off."""
+    d = jax.config.jax_compilation_cache_dir
+    return Path(d) if d else None
+
+
+def configure(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Apply lmmjax's process-wide JAX settings; return the compilation cache directory in use."""
+    jax.config.update("jax_enable_x64", True)
+    if compilation_cache_dir() is not None or cache_disabled(environ):
+        return compilation_cache_dir()
+    try:
+        return enable_compilation_cache(default_cache_dir(environ))
+    except OSError:  # read-only home or similar: run without the cache
+        return None
