@@ -6,7 +6,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ModelSpecError
-from .report import fmt_num, fmt_p
+from .report import fmt_num, fmt_p, md_row
 
 
 def _lrt_fallback(fits: list) -> pd.DataFrame:
@@ -115,8 +115,8 @@ def format_comparison(table: pd.DataFrame, format: str = "text") -> str:
     header = ["model", "formula"] + heads
     notes = table.attrs.get("notes", [])
     if format == "markdown":
-        lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * len(heads)]
-        lines += ["| " + " | ".join([r[0], f"`{r[1]}`"] + r[2:]) + " |" for r in rows]
+        lines = [md_row(header), "|---|---|" + "---:|" * len(heads)]
+        lines += [md_row([r[0], f"`{r[1]}`"] + r[2:]) for r in rows]
         return "\n".join(lines + [""] + [f"*{n}*" for n in notes])
     widths = [max(len(x) for x in col) for col in zip(header, *rows)]
     lines = ["  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(r, widths)))

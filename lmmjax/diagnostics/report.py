@@ -48,6 +48,23 @@ def fmt_p(p: float) -> str:
     return f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
 
 
+def md_cell(text) -> str:
+    """Text made safe for a cell of a GitHub-flavoured Markdown table.
+
+    A ``|`` would end the cell (even inside a code span) and a line break would
+    end the row, so pipes are escaped and line breaks become spaces.
+
+    >>> md_cell("sd(Intercept|Subject)")
+    'sd(Intercept\\\\|Subject)'
+    """
+    return " ".join(str(text).split("\n")).replace("|", "\\|")
+
+
+def md_row(cells) -> str:
+    """One row of a Markdown table, each cell escaped with :func:`md_cell`."""
+    return "| " + " | ".join(md_cell(c) for c in cells) + " |"
+
+
 def _join(items: list) -> str:
     items = [i for i in items if i]
     if len(items) <= 1:
@@ -333,10 +350,9 @@ def _diagnostics(flags) -> str:
 
 def _markdown_table(df: pd.DataFrame, formatters: dict) -> str:
     cols = list(df.columns)
-    lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    lines = [md_row([""] + cols), "|---|" + "---:|" * len(cols)]
     for name, row in df.iterrows():
-        cells = [formatters.get(c, fmt_num)(row[c]) for c in cols]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(md_row([name] + [formatters.get(c, fmt_num)(row[c]) for c in cols]))
     return "\n".join(lines)
 
 

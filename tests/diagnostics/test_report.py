@@ -6,6 +6,7 @@ import lmmjax as lmm
 from lmmjax.diagnostics import compare, format_comparison, report, variance_component_uncertainty
 from lmmjax.diagnostics.report import fmt_cor, fmt_num, fmt_p
 
+from .gfm_tables import split_row, tables as gfm_tables
 from .helpers import quiet_fit
 
 
@@ -55,7 +56,14 @@ def test_report_paragraphs_and_markdown(sleep_fit, sleep_report):
     md = report(sleep_fit, format="markdown", vc_ci="wald")
     assert md.startswith("**Methods.**")
     assert "`Reaction ~ Days + (Days | Subject)`" in md
-    assert "| Days | 10.47 |" in md and "| sd(Intercept|Subject) | 24.74 |" in md
+    fixed, random = gfm_tables(md)
+    assert fixed[0] == ["", "estimate", "std_error", "lower", "upper", "df", "t_value", "p_value"]
+    assert [row[:2] for row in fixed[1:]] == [["Intercept", "251.4"], ["Days", "10.47"]]
+    assert random[0] == ["", "estimate", "lower", "upper"]
+    # '|' in the names of variance components is escaped, so no row shifts a column
+    assert [row[0] for row in random[1:]] == list(sleep_fit.sdcor.index)
+    assert [row[1] for row in random[1:]] == [fmt_num(v) for v in sleep_fit.sdcor]
+    assert all(row[2] and row[3] for row in random[1:])
     assert "approximate Wald intervals" in md
     with pytest.raises(lmm.ModelSpecError):
         report(sleep_fit, format="html")
@@ -117,5 +125,18 @@ def test_comparison_table(sleep_df, sleep_fit):
     assert "uncor" in text and "AIC" in text
     md = format_comparison(table, "markdown")
     assert md.startswith("| model | formula |")
+    (rendered,) = gfm_tables(md)
+    assert rendered[0][:3] == ["model", "formula", "npar"]
+    # The formulas' bars are escaped, also inside the code span
+    assert [row[1] for row in rendered[1:]] == [f"`{f}`" for f in table.formula]
+    assert [row[2] for row in rendered[1:]] == ["4", "5", "6"]
     with pytest.raises(lmm.ModelSpecError):
         compare(sleep_fit)
+
+
+def test_gfm_reader_splits_on_unescaped_pipes_only():
+    # The reader the tests use must itself behave like a GFM renderer.
+    assert split_row("| a | b\\|c | `x \\| y` |") == ["a", "b|c", "`x | y`"]
+    assert split_row("a | b") == ["a", "b"]
+    (t,) = gfm_tables("| h1 | h2 |\n|---|--:|\n| sd(a|b) | 1 | 2 |\n| x |\n\nafter")
+    assert t == [["h1", "h2"], ["sd(a", "b)"], ["x", ""]]  # an unescaped pipe shifts the row
