@@ -57,27 +57,57 @@ def dense_deviance(model, theta):
     return logdetV0 + n * (1 + np.log(2 * np.pi * rss / n))
 
 
+# Each formula's random-effect terms: (grouping columns, columns of Z)
+RANDOM_TERMS = {
+    "y ~ x + (1 | g)": [(["g"], 1)],
+    "y ~ x + (x | g)": [(["g"], 2)],
+    "y ~ 1 + (x || g)": [(["g"], 1), (["g"], 1)],
+    "y ~ x + (1 | g) + (1 | h)": [(["g"], 1), (["h"], 1)],
+    "y ~ x + (x | g) + (1 | h)": [(["g"], 2), (["h"], 1)],
+    "y ~ 1 + (1 | h) + (0 + x | g)": [(["h"], 1), (["g"], 1)],
+    "y ~ x + (1 | g/h)": [(["g"], 1), (["g", "h"], 1)],
+    "y ~ x + (x | g) + (1 | g:h)": [(["g"], 2), (["g", "h"], 1)],
+}
+
+
 @st.composite
 def designs(draw):
-    """A small random data set with one or two grouping factors."""
+    """A small random data set with one or two grouping factors, valid by construction.
+
+    Every group of ``g`` keeps its first three rows, so there are more rows
+    than random effects in any ``(x | g)`` term (3 per group against 2); the
+    first two rows of a group share their level of ``h``, so ``g:h`` has fewer
+    levels than rows; and groups 0 and 1 carry different levels of ``h``, so
+    ``h`` always has at least two.
+    """
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     n_g = draw(st.integers(3, 7))
     per = draw(st.integers(3, 6))
     n = n_g * per
-    keep = rng.random(n) > draw(st.sampled_from([0.0, 0.2]))  # unbalanced sometimes
-    keep[:: per] = True  # every group keeps at least one row
+    within = np.tile(np.arange(per), n_g)
+    keep = (rng.random(n) > draw(st.sampled_from([0.0, 0.2]))) | (within < 3)  # unbalanced sometimes
     g = np.repeat(np.arange(n_g), per)
     h = rng.integers(0, draw(st.integers(2, 4)), n)
+    h[within == 1] = h[within == 0]
+    h[:2], h[per:per + 2] = 0, 1
     x = rng.normal(size=n)
     y = 1 + 0.5 * x + rng.normal(size=n_g)[g] + rng.normal(size=n)
     df = pd.DataFrame({"y": y, "x": x, "g": [f"g{v}" for v in g], "h": [f"h{v}" for v in h]})[keep]
-    form = draw(st.sampled_from([
-        "y ~ x + (1 | g)", "y ~ x + (x | g)", "y ~ 1 + (x || g)",
-        "y ~ x + (1 | g) + (1 | h)", "y ~ x + (x | g) + (1 | h)", "y ~ 1 + (1 | h) + (0 + x | g)",
-        "y ~ x + (1 | g/h)", "y ~ x + (x | g) + (1 | g:h)",  # nested: block-diagonal Schur complement
-    ]))
+    form = draw(st.sampled_from(sorted(RANDOM_TERMS)))  # g/h and g:h: block-diagonal Schur complement
     reml = draw(st.booleans())
     return df, form, reml, rng
+
+
+@settings(max_examples=200, deadline=None)
+@given(designs())
+def test_strategy_draws_only_valid_designs(case):
+    """Each term has 2 ≤ levels < rows and fewer random effects than rows
+    (what lme4 and lmmjax require), counted without lmmjax."""
+    df, form, _reml, _rng = case
+    n = len(df)
+    for columns, p in RANDOM_TERMS[form]:
+        levels = len(df[columns].drop_duplicates())
+        assert 2 <= levels < n and levels * p < n
 
 
 def build(df, form, reml):
