@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@$(PY) -m lmmjax warmup --if-cold --quiet
 	$(PY) -m lmmjax.demo
 
 test: $(STAMP)

@@ -21,7 +21,7 @@ from .errors import (  # noqa: E402
 from .lmer import lmer  # noqa: E402
 from .results.fit import LmerFit  # noqa: E402
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 
 def anova(*fits, **kwargs):

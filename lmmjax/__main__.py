@@ -1,12 +1,17 @@
-"""Command line: ``python -m lmmjax fit DATA.csv "FORMULA" [--ml] [--bootstrap N] [--out DIR]``.
+"""Command line.
 
-Fits the model, prints the summary, the red flags and the methods-and-results
-report; with ``--out DIR`` writes the diagnostic plots as PNG files (and the
-report as Markdown) into DIR.
+``python -m lmmjax fit DATA.csv "FORMULA" [--ml] [--bootstrap N] [--out DIR]``
+    Fits the model, prints the summary, the red flags and the methods-and-results
+    report; with ``--out DIR`` writes the diagnostic plots as PNG files (and the
+    report as Markdown) into DIR.
+``python -m lmmjax warmup [--power] [--quiet]``
+    Compiles the common small-model programs into the persistent compilation
+    cache, so that later processes skip compilation (see :mod:`lmmjax.warmup`).
 
 Examples
 --------
 $ python -m lmmjax fit sleepstudy.csv "Reaction ~ Days + (Days | Subject)" --out diag/
+$ python -m lmmjax warmup
 """
 from __future__ import annotations
 
@@ -33,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     f.add_argument("--out", metavar="DIR", help="write the diagnostic plots (PNG) and report.md here")
     f.add_argument("--format", choices=("text", "markdown"), default="text", help="report format")
+    w = sub.add_parser("warmup", help="compile the common small-model programs into the persistent cache",
+                       description="Fit the everyday small models (REML and ML), their summaries and the "
+                                   "bootstrap once, so that their compiled programs land in the persistent "
+                                   "compilation cache and later processes skip compilation.")
+    w.add_argument("--power", action="store_true", help="also compile lmm.power (LRT) on sleepstudy (slow)")
+    w.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    w.add_argument("--if-cold", action="store_true",
+                   help="do nothing when this lmmjax and jax version already warmed the cache")
     return p
 
 
@@ -107,10 +120,34 @@ def run_fit(args) -> int:
     return 0
 
 
+def run_warmup(args) -> int:
+    import lmmjax as lmm
+    from lmmjax.warmup import stamp_name, warmup
+
+    cache = lmm.config.compilation_cache_dir()
+    if cache is None:
+        print("warning: the persistent compilation cache is off (LMMJAX_NO_COMPILATION_CACHE or "
+              "LMMJAX_COMPILATION_CACHE=0): the warmup helps this process only.", file=sys.stderr)
+    elif args.if_cold and (cache / stamp_name()).exists():
+        if not args.quiet:
+            print(f"The compilation cache in {cache} is already warm.")
+        return 0
+    elif not args.quiet:
+        print(f"Compiling the common small-model programs into {cache} (once per machine)...")
+    steps = warmup(power=args.power, verbose=not args.quiet)
+    if cache is not None:
+        (cache / stamp_name()).touch()
+    if not args.quiet:
+        print(f"Done: {len(steps)} steps in {sum(s.seconds for s in steps):.1f} s.")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "fit":
         return run_fit(args)
+    if args.command == "warmup":
+        return run_warmup(args)
     return 2  # pragma: no cover - argparse enforces the sub-command
 
 
