@@ -6,11 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench clean
 
+SETUP_LOG := $(VENV)/setup.log
+
+# Set-up is quiet: pip's output goes to $(SETUP_LOG) and is printed only if it fails.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "Setting up $(VENV) (pip output in $(SETUP_LOG))"
+	@$(PYTHON) -m venv $(VENV)
+	@{ $(PY) -m pip install --upgrade pip && $(PY) -m pip install -e '.[test]'; } > $(SETUP_LOG) 2>&1 \
+		|| { cat $(SETUP_LOG); echo "Set-up failed (log above, also in $(SETUP_LOG))." >&2; exit 1; }
+	@touch $(STAMP)
 
 demo: $(STAMP)
 	@$(PY) -m lmmjax warmup --if-cold --quiet
