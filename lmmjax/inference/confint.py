@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import ModelSpecError
 from ..results.varcorr import parameter_names
+from .distributions import norm_ppf
 from .profiling import profile_confint
 
 
@@ -17,7 +17,7 @@ def parameter_index(fit) -> list:
 
 def wald_confint(fit, level: float = 0.95) -> pd.DataFrame:
     """β̂ ± z·SE for the fixed effects; NaN for the variance parameters (as lme4)."""
-    z = stats.norm.ppf(0.5 + level / 2.0)
+    z = norm_ppf(0.5 + level / 2.0)
     beta = fit.estimates.beta
     se = np.sqrt(np.diag(fit.vcov.to_numpy()))
     names = parameter_index(fit)

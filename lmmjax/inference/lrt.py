@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import ModelSpecError
 from ._cache import ml_refit
+from .distributions import chi2_sf
 
 LRT_COLUMNS = ["npar", "aic", "bic", "loglik", "deviance", "chisq", "df", "p_value"]
 
@@ -140,7 +140,7 @@ def anova_models(*fits, names=None, refit: bool = True) -> pd.DataFrame:
     chisq = np.concatenate([[np.nan], 2.0 * np.maximum(0.0, np.diff(llk))])
     dfc = np.concatenate([[np.nan], np.diff(npar).astype(float)])
     with np.errstate(invalid="ignore"):
-        p = np.where(dfc > 0, stats.chi2.sf(chisq, np.where(dfc > 0, dfc, 1.0)), np.nan)
+        p = np.where(dfc > 0, chi2_sf(chisq, np.where(dfc > 0, dfc, 1.0)), np.nan)
     p[0] = np.nan
     out = AnovaTable({
         "npar": npar, "aic": [f.aic for f in fits], "bic": [f.bic for f in fits], "loglik": llk,

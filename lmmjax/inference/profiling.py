@@ -35,12 +35,12 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import scipy.optimize as so
-from scipy import stats
 
 from ..objective.deviance import LOG2PI, factorize
 from ..results.estimates import point_estimates
 from ..results.varcorr import parameter_names, sdcor_vector, varcorr_table
 from ._cache import cached, ml_refit
+from .distributions import chi2_ppf, norm_ppf
 from .sdcor import (
     SdcorLayout,
     assemble_np,
@@ -375,7 +375,7 @@ def profile_confint(fit, level: float = 0.95, parm=None) -> pd.DataFrame:
     effects, then ``sd(…)``, ``cor(…)`` and ``sigma``.
     """
     setup = profile_setup(fit)
-    z = stats.norm.ppf(0.5 + level / 2.0)
+    z = norm_ppf(0.5 + level / 2.0)
     rows = {}
     for k in _selected(setup, parm):
         prof = _profiler(setup, k)
@@ -416,7 +416,7 @@ def profile(fit, parm=None, alphamax: float = 0.01, maxpts: int = 100, delta=Non
     >>> pr.plot("value", "zeta")  # doctest: +SKIP
     """
     setup = profile_setup(fit)
-    cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - alphamax, len(setup.names))))
+    cutoff = float(np.sqrt(chi2_ppf(1.0 - alphamax, len(setup.names))))
     delta = cutoff / 8.0 if delta is None else float(delta)
     records = []
     for k in _selected(setup, parm):

@@ -20,10 +20,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import ConvergenceWarning, ModelSpecError
 from ._cache import cached
+from .distributions import chi2_sf, f_sf, norm_sf, t_sf
 from .hypotheses import type1_contrasts, type3_contrasts
 from .kenward_roger import kenward_roger_info, kr_f_test, kr_t_test
 from .satterthwaite import f_test as satt_f_test
@@ -77,15 +77,15 @@ def kenward_roger(fit):
 def _two_sided_p(t: np.ndarray, df: np.ndarray) -> np.ndarray:
     t, df = np.abs(np.asarray(t, float)), np.asarray(df, float)
     finite = np.isfinite(df)
-    return np.where(finite, 2.0 * stats.t.sf(t, np.where(finite, df, 1.0)), 2.0 * stats.norm.sf(t))
+    return np.where(finite, 2.0 * t_sf(t, np.where(finite, df, 1.0)), 2.0 * norm_sf(t))
 
 
 def _f_p(F: float, q: int, df: float) -> float:
     if not np.isfinite(F) or q == 0:
         return np.nan
     if np.isfinite(df):
-        return float(stats.f.sf(F, q, df))
-    return float(stats.chi2.sf(F * q, q))
+        return float(f_sf(F, q, df))
+    return float(chi2_sf(F * q, q))
 
 
 # ---- one row / several rows ---------------------------------------------------------------------
