@@ -15,24 +15,33 @@ from .results.fit import LmerFit
 
 
 def _singular_message(fit: LmerFit) -> str:
+    """What is on the boundary, and advice that fits it: drop a term whose only
+    variance is 0, a column whose variance is 0, or a correlation that is ±1."""
     theta, layout = fit.theta, fit.model.layout
-    parts = []
+    parts, advice = [], []
     for i in np.nonzero(np.isfinite(layout.lower) & (theta < 1e-4))[0]:
-        tm = fit.model.frame.terms[layout.term_of[i]]
-        col = tm.columns[layout.row[i]]
-        if layout.row[i] == 0:
+        t, row = layout.term_of[i], layout.row[i]
+        tm = fit.model.frame.terms[t]
+        col = tm.columns[row]
+        label = f"({tm.term.expr} | {tm.group})"
+        variance = np.sum(theta[(layout.term_of == t) & (layout.row == row)] ** 2)
+        if variance < 1e-8:
             parts.append(f"the variance of '{col}' for '{tm.group}' is estimated as 0")
+            advice.append(f"drop the term {label}" if len(tm.columns) == 1 else
+                          f"drop '{col}' from the term {label}")
         else:
             parts.append(
                 f"the random effects of '{tm.group}' are perfectly correlated "
                 f"(correlation ±1 involving '{col}')"
             )
-    return (
-        "Boundary (singular) fit: " + "; ".join(parts) + ". The data do not support "
-        "this random-effects structure. Consider simplifying it: drop the correlation "
-        "(write '||' instead of '|') or the term itself. A zero variance means the data "
-        "cannot distinguish this variation from residual noise, not that there is none."
-    )
+            advice.append(f"drop the correlations of {label} (write '||' instead of '|')")
+    text = ("Boundary (singular) fit: " + "; ".join(parts) + ". The data do not support this "
+            "random-effects structure. Consider simplifying it: "
+            + ", or ".join(dict.fromkeys(advice)) + ".")
+    if any("estimated as 0" in p for p in parts):
+        text += (" A zero variance means the data cannot distinguish this variation from "
+                 "residual noise, not that there is none.")
+    return text
 
 
 def fit_model(model: Model, formula: str, theta0=None, warn: bool = True) -> LmerFit:

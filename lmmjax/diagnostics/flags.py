@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..formula.model_frame import rank_deficiency_message
+
 SEVERITIES = ("warning", "note")
 
 CORRELATION_MARGIN = 0.02
@@ -485,9 +487,11 @@ def dropped_columns(fit) -> list:
     dropped = list(fit.model.frame.dropped_columns)
     if not dropped:
         return []
+    frame = fit.model.frame
+    full = frame.fixed_spec.get_model_matrix(frame.data)
     return [RedFlag(
         "dropped_columns",
-        f"Fixed-effect column(s) {dropped} were dropped as linear combinations of earlier columns.",
+        rank_deficiency_message(np.asarray(full, dtype=float), [str(c) for c in full.columns], dropped),
         "Check the design: some effects are not estimable (e.g. an interaction cell without data).",
         severity="note",
     )]

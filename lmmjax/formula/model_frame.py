@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataWarning, FewLevelsWarning, ModelSpecError
+from ..text import plain
 from .bars import ParsedFormula, RandomTerm, parse_formula
 
 
@@ -74,6 +75,8 @@ def _required_columns(parsed: ParsedFormula) -> list[str]:
 
 def _drop_missing(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     frame = data[columns]
+    if len(frame) == 0:
+        raise ModelSpecError("The data have no rows.")
     missing = frame.isna().any(axis=1).to_numpy()
     if missing.all():
         raise ModelSpecError(
@@ -96,10 +99,23 @@ def _drop_missing(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def _is_boolean(col: pd.Series) -> bool:
+    """A boolean column, also after :func:`_drop_missing` made it categorical."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return pd.api.types.is_bool_dtype(col.cat.categories)
+    return pd.api.types.is_bool_dtype(col)
+
+
 def _response(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray:
     name = parsed.response
     if name in frame.columns:
         col = frame[name]
+        if _is_boolean(col):
+            raise ModelSpecError(
+                f"Response {name!r} is boolean (True/False), but a linear mixed model needs a "
+                f"numeric response. If a linear model of the 0/1 outcome is intended, convert it "
+                f"with data[{name!r}].astype(float)."
+            )
         if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
             raise ModelSpecError(
                 f"Response {name!r} must be numeric, but its type is {col.dtype}."
@@ -115,8 +131,11 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray:
         y = y[:, 0]
     if not np.all(np.isfinite(y)):
         raise ModelSpecError(f"Response {name!r} has infinite or undefined values.")
+    if y.size < 2:
+        raise ModelSpecError(
+            f"Only {y.size} row of the data can be used; a mixed model needs many observations.")
     if np.ptp(y) == 0:
-        raise ModelSpecError(f"Response {name!r} is constant ({y[0]!r}); there is nothing to model.")
+        raise ModelSpecError(f"Response {name!r} is constant ({plain(y[0])}); there is nothing to model.")
     return y
 
 
@@ -140,6 +159,21 @@ def drop_aliased(X: np.ndarray, names: list[str], tol: float = 1e-7):
     return keep
 
 
+def rank_deficiency_message(X: np.ndarray, names: list, dropped: list) -> str:
+    """Why the fixed-effect columns ``dropped`` of ``X`` (columns ``names``) were
+    dropped: zero in every row, or linear combinations of earlier columns."""
+    zero = [n for n in dropped if not np.any(X[:, names.index(n)])]
+    aliased = [n for n in dropped if n not in zero]
+    reasons = []
+    if zero:
+        reasons.append(f"{zero} {'is' if len(zero) == 1 else 'are'} zero in every row used "
+                       "(e.g. a level or value that no row has)")
+    if aliased:
+        reasons.append(f"{aliased} {'is a linear combination' if len(aliased) == 1 else 'are linear combinations'}"
+                       " of earlier columns")
+    return ("Fixed-effects model matrix is rank deficient: dropped column(s) " + "; ".join(reasons) + ".")
+
+
 def _fixed_matrix(parsed: ParsedFormula, frame: pd.DataFrame):
     try:
         mm = formulaic.model_matrix(parsed.fixed, frame, na_action="ignore")
@@ -153,12 +187,7 @@ def _fixed_matrix(parsed: ParsedFormula, frame: pd.DataFrame):
     keep = drop_aliased(X, names)
     dropped = [n for j, n in enumerate(names) if j not in keep]
     if dropped:
-        warnings.warn(
-            f"Fixed-effects model matrix is rank deficient: dropped column(s) {dropped} "
-            "(linear combinations of earlier columns).",
-            DataWarning,
-            stacklevel=4,
-        )
+        warnings.warn(rank_deficiency_message(X, names, dropped), DataWarning, stacklevel=4)
     return X[:, keep], [names[j] for j in keep], dropped, mm.model_spec
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
+from ..text import plain
 from ..model import Model, build_model
 from .engine import _fit_many, batch_satterthwaite, chunk_size, response_arrays
 from .hypotheses import (
@@ -362,7 +363,7 @@ def power(fit_or_data, test=None, method: str = "lrt", *, formula: str | None = 
     if int(nsim) < 1:
         raise ModelSpecError("nsim must be at least 1.")
     if not 0 < alpha < 1:
-        raise ModelSpecError(f"alpha must be between 0 and 1, not {alpha!r}.")
+        raise ModelSpecError(f"alpha must be between 0 and 1, not {plain(alpha)}.")
     model, truth, hyp, method, formula = prepare(
         fit_or_data, test, method, formula=formula, data=data, fixef=fixef, varcorr=varcorr,
         sigma=sigma, theta=theta, reml=reml)
