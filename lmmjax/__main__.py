@@ -3,7 +3,9 @@
 ``python -m lmmjax fit DATA.csv "FORMULA" [--ml] [--bootstrap N] [--out DIR]``
     Fits the model, prints the summary, the red flags and the methods-and-results
     report; with ``--out DIR`` writes the diagnostic plots as PNG files (and the
-    report as Markdown) into DIR.
+    report as Markdown) into DIR. Unreadable input (missing, empty or binary
+    file, an --out path that is a file, a bad formula) is one line on stderr,
+    before any analysis output, and exit code 2.
 ``python -m lmmjax warmup [--power] [--quiet]``
     Compiles the common small-model programs into the persistent compilation
     cache, so that later processes skip compilation (see :mod:`lmmjax.warmup`).
@@ -16,12 +18,24 @@ $ python -m lmmjax warmup
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
 
 PLOTS = ("diagnostics", "residuals_fitted", "qq", "scale_location", "ranef_qq", "ranef_density",
          "caterpillar", "cooks_distance")
+
+
+def _count(text: str) -> int:
+    """A number of replicates for argparse: a whole number ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 (no bootstrap) or more")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("data", help="CSV file with a header row")
     f.add_argument("formula", help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')
     f.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
-    f.add_argument("--bootstrap", type=int, default=0, metavar="N",
+    f.add_argument("--bootstrap", type=_count, default=0, metavar="N",
                    help="parametric bootstrap with N replicates for the intervals")
     f.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     f.add_argument("--out", metavar="DIR", help="write the diagnostic plots (PNG) and report.md here")
@@ -72,17 +86,65 @@ def _write_plots(fit, out: Path, infl=None) -> list:
     return written
 
 
-def run_fit(args) -> int:
-    path = Path(args.data)
-    if not path.exists():
-        print(f"error: no such file: {path}", file=sys.stderr)
-        return 2
+class InputError(Exception):
+    """A problem with the command's input, reported as one line before any analysis."""
+
+
+def _read_csv(path: Path):
+    """The data of a CSV file, or :class:`InputError` saying why it cannot be read."""
     import pandas as pd
 
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a CSV file")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8192)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not head.strip():
+        raise InputError(f"{path} is empty; it needs a header row and data rows")
+    if b"\0" in head:
+        raise InputError(f"{path} is a binary file, not a CSV text file")
+    try:
+        data = pd.read_csv(path)
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text; save it as a UTF-8 CSV file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path} cannot be read as CSV: {first}") from None
+    if data.empty:
+        raise InputError(f"{path} has a header row but no data rows")
+    return data
+
+
+def _output_dir(out) -> Path | None:
+    """The --out directory, created now so that a bad path fails before any analysis."""
+    if not out:
+        return None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is an existing file; give a directory (it is created if needed)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the --out directory {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK):
+        raise InputError(f"the --out directory {out} is not writable")
+    return out
+
+
+def run_fit(args) -> int:
+    try:
+        data = _read_csv(Path(args.data))
+        out = _output_dir(args.out)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     import lmmjax as lmm
     from lmmjax.diagnostics import check, influence, report
 
-    data = pd.read_csv(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -108,9 +170,7 @@ def run_fit(args) -> int:
     text = report(fit, format=args.format, bootstrap=boot)
     print(text)
     markdown = text if args.format == "markdown" else None
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         infl = influence(fit)
         written = _write_plots(fit, out, infl)
         if markdown is None:
