@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/inference_speed.py
 	$(PY) benchmarks/bootstrap_speed.py
 	$(PY) benchmarks/power_speed.py
+	$(PY) benchmarks/latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

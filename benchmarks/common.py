@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,13 +69,22 @@ def run_r(code: str, timeout: int = 1200) -> dict | None:
     return result
 
 
-def run_python(code: str, timeout: int = 1200) -> dict:
-    """Run Python code in a fresh interpreter (so compile time is real); last stdout line is JSON."""
+def run_python(code: str, timeout: int = 1200, cache_dir: str | os.PathLike | None = None) -> dict:
+    """Run Python code in a fresh interpreter; last stdout line is JSON.
+
+    The persistent compilation cache lives in ``cache_dir``; by default in a new
+    empty directory, so that a "first call" includes its compilation.
+    """
     wrapper = code + (
         "\nimport resource, json as _j\n"
         "print(_j.dumps(dict(RESULT, peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="lmmjax-bench-cache-") as fresh:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("LMMJAX_NO_COMPILATION_CACHE", "LMMJAX_COMPILATION_CACHE", "JAX_COMPILATION_CACHE_DIR")}
+        env["LMMJAX_CACHE_DIR"] = str(cache_dir or fresh)
+        out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=timeout,
+                             env=env)
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"Python benchmark failed:\n{out.stderr[-3000:]}")
