@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .errors import ConvergenceWarning, SingularFitWarning
+from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from .fitting.optimize import minimize_deviance
 from .fitting.start import choose_start
 from .model import Model, build_model
@@ -89,4 +89,11 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True) -> LmerFit:
     25.59
     """
     model = build_model(formula, data, reml=reml)
+    offset = getattr(model.frame, "offset", None)
+    if offset is not None and np.any(offset != 0) and not getattr(model, "fits_offset", False):
+        # The formula side is done (ModelFrame.offset); refuse rather than ignore it
+        # until the engine subtracts it from y (then set Model.fits_offset).
+        raise ModelSpecError(
+            f"offset() in {formula!r} is recognised, but fitting with an offset is not "
+            "supported yet; subtract it from the response instead.")
     return fit_model(model, formula)

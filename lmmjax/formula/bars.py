@@ -1,16 +1,22 @@
-"""Split an lme4 formula into its fixed part and its random-effect bar terms.
+"""Split an lme4 formula into its fixed part, offsets and random-effect bar terms.
 
-Only the bars ``( expr | group )`` and ``( expr || group )`` are recognised
-here; every Wilkinson expression (the fixed part and the left side of each
-bar) is handed to formulaic unchanged.
+The bars ``( expr | group )`` and ``( expr || group )`` and the ``offset(expr)``
+terms are recognised here; every other expression (the response, the fixed
+part and the left side of each bar) is translated from R to what formulaic
+evaluates (:mod:`lmmjax.formula.rsyntax`) and checked by formulaic's parser.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import formulaic
 
 from ..errors import ModelSpecError
+from .rsyntax import translate, unknown_columns
+
+_R_NAME = re.compile(r"[A-Za-z.][A-Za-z0-9._]*\Z")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m|[\u29da\u29db]")
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,20 @@ class RandomTerm:
 
 @dataclass(frozen=True)
 class ParsedFormula:
-    """A formula split into response, fixed part and random terms."""
+    """A formula split into response, fixed part, offsets and random terms.
+
+    ``response``, ``fixed``, ``offsets`` and the terms' ``expr`` are in
+    formulaic's syntax (translated from R); ``text`` is the formula as
+    written; ``variables`` are the data columns it uses (when parsed with the
+    data's columns).
+    """
 
     response: str
     fixed: str
     random: tuple
     text: str
+    offsets: tuple = ()
+    variables: tuple = ()
 
 
 def _split_top(text: str, sep: str) -> list[str]:
@@ -53,6 +67,12 @@ def _split_top(text: str, sep: str) -> list[str]:
     parts, depth, start, i = [], 0, 0, 0
     while i < len(text):
         ch = text[i]
+        if ch in "`'\"":
+            end = text.find(ch, i + 1)
+            if end < 0:
+                raise ModelSpecError(f"Unclosed quote {ch} in formula part {text!r}.")
+            i = end + 1
+            continue
         if ch in "([{":
             depth += 1
         elif ch in ")]}":
@@ -99,21 +119,40 @@ def _expand_groups(group: str, source: str) -> list[tuple]:
     levels = [p.strip() for p in _split_top(group, "/")]
     out, prefix = [], []
     for lev in levels:
-        names = tuple(n.strip().strip("()").strip() for n in lev.split(":"))
-        if not all(names) or not all(n.replace("_", "").replace(".", "").isalnum() for n in names):
+        lev = lev.strip()
+        if lev.startswith("(") and lev.endswith(")"):
+            lev = lev[1:-1]
+        names = tuple(n.strip() for n in _split_top(lev, ":"))
+        ok = all(_R_NAME.match(n) or (len(n) > 2 and n[0] == n[-1] == "`") for n in names)
+        if not names or not ok:
             raise ModelSpecError(
                 f"Grouping factor {group!r} in {source!r} must be data columns "
-                "joined by ':' or '/'."
+                "joined by ':' or '/' (write names with spaces or symbols in backticks, "
+                "e.g. (1 | `subject id`))."
             )
-        prefix = prefix + list(names)
+        prefix = prefix + [n.strip("`") for n in names]
         out.append(tuple(prefix))
     return out
 
 
-def _split_double_bar(lhs: str, source: str) -> list[str]:
+def plain_message(exc: Exception) -> str:
+    """The first line of a formulaic error, without colour codes and markers."""
+    return _ANSI.sub("", str(exc)).split("\n\n")[0].strip()
+
+
+def _formulaic_terms(expr: str, text: str) -> list[str]:
+    """Terms of one translated formula part; formulaic's syntax errors as ModelSpecError."""
+    try:
+        formula = formulaic.Formula(expr)
+    except Exception as exc:  # FormulaSyntaxError, FormulaParsingError, ...
+        raise ModelSpecError(f"Cannot read the formula {text!r}: {plain_message(exc)}") from None
+    terms = formula.rhs if hasattr(formula, "rhs") else formula
+    return [str(t) for t in terms]
+
+
+def _split_double_bar(lhs: str, source: str, text: str) -> list[str]:
     """``x + z || g``: intercept alone, then each other term without intercept."""
-    terms = formulaic.Formula(lhs).rhs if hasattr(formulaic.Formula(lhs), "rhs") else formulaic.Formula(lhs)
-    names = [str(t) for t in terms]
+    names = _formulaic_terms(lhs, text)
     exprs = []
     if "1" in names:
         exprs.append("1")
@@ -125,13 +164,33 @@ def _split_double_bar(lhs: str, source: str) -> list[str]:
     return exprs
 
 
-def parse_formula(text: str) -> ParsedFormula:
-    """Split an lme4 formula into response, fixed part and random terms.
+def _offset_expr(piece: str):
+    """``offset(expr)`` -> ``expr`` (None for any other term)."""
+    piece = piece.strip()
+    if not (piece.startswith("offset(") and piece.endswith(")")):
+        return None
+    inner = piece[len("offset("):-1]
+    try:
+        if len(_split_top(inner, ")")) != 1:
+            return None
+    except ModelSpecError:
+        return None
+    if not inner.strip():
+        raise ModelSpecError("offset() needs an expression, e.g. offset(log(exposure)).")
+    return inner.strip()
+
+
+def parse_formula(text: str, columns=None) -> ParsedFormula:
+    """Split an lme4 formula into response, fixed part, offsets and random terms.
 
     Parameters
     ----------
     text : str
         A formula such as ``"Reaction ~ Days + (Days | Subject)"``.
+    columns : iterable of str, optional
+        The data's columns. With them, names are checked against the data
+        (which takes precedence over function names) and ``variables`` lists
+        the columns used.
 
     Returns
     -------
@@ -148,12 +207,22 @@ def parse_formula(text: str) -> ParsedFormula:
     sides = _split_top(text, "~")
     if len(sides) != 2 or not sides[0].strip():
         raise ModelSpecError(f"Formula {text!r} needs a response: 'y ~ terms'.")
-    response, rhs = sides[0].strip(), sides[1].strip()
-    fixed_parts, random = [], []
+    used = []
+
+    def tr(expr: str, source: str) -> str:
+        out = translate(expr, columns, source)
+        used.extend(out.columns)
+        return out.text
+
+    response, rhs = tr(sides[0].strip(), sides[0].strip()), sides[1].strip()
+    fixed_parts, random, offsets = [], [], []
     for piece in _split_top(rhs, "+"):
         bar = _bar_content(piece)
         if bar is None:
-            if piece.strip():
+            offset = _offset_expr(piece)
+            if offset is not None:
+                offsets.append(tr(offset, piece.strip()))
+            elif piece.strip():
                 fixed_parts.append(piece.strip())
             continue
         lhs, group, double = bar
@@ -161,9 +230,15 @@ def parse_formula(text: str) -> ParsedFormula:
         if not lhs:
             raise ModelSpecError(f"Random-effect term {source!r} has nothing left of '|'.")
         groups = _expand_groups(group, source)
-        exprs = _split_double_bar(lhs, source) if double else [lhs]
+        lhs = tr(lhs, source)
+        exprs = _split_double_bar(lhs, source, text) if double else [lhs]
+        missing = [f for f in groups[-1] if columns is not None and f not in set(columns)]
+        if missing:
+            raise unknown_columns(missing, columns, source)
         for factors in groups:
+            used.extend(factors)
             for expr in exprs:
+                _formulaic_terms(expr, text)
                 random.append(RandomTerm(expr=expr, factors=factors, source=source))
     if not random:
         raise ModelSpecError(
@@ -174,4 +249,8 @@ def parse_formula(text: str) -> ParsedFormula:
     # '-1' alone is a removal that needs something to remove from.
     if fixed.replace(" ", "") in ("-1", "0"):
         fixed = "0"
-    return ParsedFormula(response=response, fixed=fixed, random=tuple(random), text=text)
+    fixed = tr(fixed, text)
+    _formulaic_terms(fixed, text)
+    _formulaic_terms(response, text)
+    return ParsedFormula(response=response, fixed=fixed, random=tuple(random), text=text,
+                         offsets=tuple(offsets), variables=tuple(dict.fromkeys(used)))

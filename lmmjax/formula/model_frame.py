@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import DataWarning, FewLevelsWarning, ModelSpecError
 from ..text import plain
-from .bars import ParsedFormula, RandomTerm, parse_formula
+from .bars import ParsedFormula, RandomTerm, parse_formula, plain_message
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,12 @@ class ModelFrame:
     rows: np.ndarray  # index labels of the data rows used
     fixed_spec: object  # formulaic ModelSpec to rebuild X on new data
     data: pd.DataFrame  # the rows used, with the model's columns only
+    offset: np.ndarray | None = None  # sum of the formula's offset() terms (zeros when none)
+    source_index: pd.Index | None = None  # index of the DataFrame the model was built from
 
     @property
     def nobs(self) -> int:
         return len(self.y)
-
-
-def _required_columns(parsed: ParsedFormula) -> list[str]:
-    cols = set(formulaic.Formula(f"{parsed.response} ~ {parsed.fixed}").required_variables)
-    for term in parsed.random:
-        cols |= set(formulaic.Formula(term.expr).required_variables)
-        cols |= set(term.factors)
-    return sorted(cols)
 
 
 def _drop_missing(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -96,6 +90,28 @@ def _drop_missing(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         if pd.api.types.is_bool_dtype(frame[col]):
             # Booleans are categorical (treatment contrasts, False the reference), as in lme4.
             frame[col] = pd.Categorical(frame[col], categories=[False, True])
+    return _drop_unused_levels(frame)
+
+
+def _drop_unused_levels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Remove categories no used row has (as lme4's model frame does), with a DataWarning."""
+    dropped = {}
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            cats = frame[col].cat.categories
+            present = set(frame[col].cat.codes.unique())
+            unused = [c for i, c in enumerate(cats) if i not in present]
+            if unused:
+                frame[col] = frame[col].cat.remove_unused_categories()
+                dropped[col] = unused
+    if dropped:
+        detail = "; ".join(f"{c}: {', '.join(map(str, levels))}" for c, levels in dropped.items())
+        warnings.warn(
+            f"Dropped unused level(s) of categorical column(s) ({detail}): no row used by the "
+            "model has them, so they get no coefficient or random effect (as in lme4).",
+            DataWarning,
+            stacklevel=5,
+        )
     return frame
 
 
@@ -123,14 +139,15 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray:
     try:
         y = formulaic.model_matrix(f"{name} ~ 1", frame, na_action="ignore").lhs
     except Exception as exc:  # formulaic raises many types for bad expressions
-        raise ModelSpecError(f"Cannot evaluate the response {name!r}: {exc}") from None
+        raise ModelSpecError(f"Cannot evaluate the response {name!r}: {plain_message(exc)}") from None
     y = np.asarray(y, dtype=float)
     if y.ndim == 2:
         if y.shape[1] != 1:
             raise ModelSpecError(f"Response {name!r} must be a single numeric column.")
         y = y[:, 0]
     if not np.all(np.isfinite(y)):
-        raise ModelSpecError(f"Response {name!r} has infinite or undefined values.")
+        k = int(np.sum(~np.isfinite(y)))
+        raise ModelSpecError(f"Response {name!r} has infinite or undefined (NaN) values in {k} row(s).")
     if y.size < 2:
         raise ModelSpecError(
             f"Only {y.size} row of the data can be used; a mixed model needs many observations.")
@@ -178,12 +195,16 @@ def _fixed_matrix(parsed: ParsedFormula, frame: pd.DataFrame):
     try:
         mm = formulaic.model_matrix(parsed.fixed, frame, na_action="ignore")
     except Exception as exc:
-        raise ModelSpecError(f"Cannot build the fixed-effects part {parsed.fixed!r}: {exc}") from None
+        raise ModelSpecError(
+            f"Cannot build the fixed effects of {parsed.text!r}: {plain_message(exc)}") from None
     X = np.asarray(mm, dtype=float)
     names = [str(c) for c in mm.columns]
     if not np.all(np.isfinite(X)):
         bad = [n for j, n in enumerate(names) if not np.all(np.isfinite(X[:, j]))]
-        raise ModelSpecError(f"Fixed-effect column(s) {bad} have infinite values.")
+        k = int(np.sum(~np.all(np.isfinite(X), axis=1)))
+        raise ModelSpecError(
+            f"Fixed-effect column(s) {bad} have infinite or undefined (NaN) values in {k} row(s), "
+            "e.g. log() of a value <= 0.")
     keep = drop_aliased(X, names)
     dropped = [n for j, n in enumerate(names) if j not in keep]
     if dropped:
@@ -226,12 +247,13 @@ def _term_matrix(term: RandomTerm, frame: pd.DataFrame) -> TermMatrix:
     try:
         mm = formulaic.model_matrix(term.expr, frame, na_action="ignore")
     except Exception as exc:
-        raise ModelSpecError(f"Cannot build random-effect term {term.source!r}: {exc}") from None
+        raise ModelSpecError(f"Cannot build random-effect term {term.source!r}: {plain_message(exc)}") from None
     Z = np.asarray(mm, dtype=float)
     if Z.shape[1] == 0:
         raise ModelSpecError(f"Random-effect term {term.source!r} has no columns.")
     if not np.all(np.isfinite(Z)):
-        raise ModelSpecError(f"Random-effect term {term.source!r} has infinite values.")
+        raise ModelSpecError(
+            f"Random-effect term {term.source!r} has infinite or undefined (NaN) values.")
     codes, levels = group_codes(frame, term.factors)
     return TermMatrix(term=term, columns=[str(c) for c in mm.columns], Z=Z, codes=codes,
                       levels=levels, spec=mm.model_spec)
@@ -265,6 +287,25 @@ def _check_term(tm: TermMatrix, n: int) -> None:
         )
 
 
+def evaluate_offset(parsed: ParsedFormula, frame: pd.DataFrame, check: bool = True) -> np.ndarray:
+    """Sum of the formula's ``offset(expr)`` terms on ``frame`` (zeros when there are none)."""
+    total = np.zeros(len(frame))
+    for expr in parsed.offsets:
+        try:
+            values = formulaic.model_matrix(f"0 + I({expr})", frame, na_action="ignore")
+        except Exception as exc:
+            raise ModelSpecError(f"Cannot evaluate offset({expr}): {plain_message(exc)}") from None
+        values = np.asarray(values, dtype=float)
+        if values.shape[1] != 1:
+            raise ModelSpecError(f"offset({expr}) must be one numeric value per row.")
+        if check and not np.all(np.isfinite(values)):
+            k = int(np.sum(~np.isfinite(values)))
+            raise ModelSpecError(
+                f"offset({expr}) has infinite or undefined (NaN) values in {k} row(s).")
+        total = total + values[:, 0]
+    return total
+
+
 def build_model_frame(formula: str, data: pd.DataFrame) -> ModelFrame:
     """Parse ``formula`` and evaluate it on ``data`` with all input checks.
 
@@ -277,14 +318,8 @@ def build_model_frame(formula: str, data: pd.DataFrame) -> ModelFrame:
     """
     if not isinstance(data, pd.DataFrame):
         raise ModelSpecError(f"data must be a pandas DataFrame, not {type(data).__name__}.")
-    parsed = parse_formula(formula)
-    columns = _required_columns(parsed)
-    unknown = [c for c in columns if c not in data.columns]
-    if unknown:
-        raise ModelSpecError(
-            f"Column(s) {unknown} used in the formula are not in the data "
-            f"(available: {list(data.columns)})."
-        )
+    parsed = parse_formula(formula, columns=[c for c in data.columns if isinstance(c, str)])
+    columns = sorted(parsed.variables)
     frame = _drop_missing(data, columns)
     y = _response(parsed, frame)
     X, names, dropped, spec = _fixed_matrix(parsed, frame)
@@ -297,4 +332,5 @@ def build_model_frame(formula: str, data: pd.DataFrame) -> ModelFrame:
     return ModelFrame(
         formula=parsed, y=y, X=X, fixed_names=names, dropped_columns=dropped,
         terms=terms, rows=frame.index.to_numpy(), fixed_spec=spec, data=frame,
+        offset=evaluate_offset(parsed, frame), source_index=data.index,
     )

@@ -90,3 +90,14 @@ OPT_SETTINGS <- paste(
 
 ## The optimised objective: REML criterion for REML fits, deviance for ML fits.
 crit <- function(m) if (isREML(m)) REMLcrit(m) else deviance(m)
+
+## Fit with bobyqa, polish with nloptwrap from its theta; keep the lower objective.
+tight_fit <- function(formula, data, reml) {
+  f1 <- collect(lmer(formula, data = data, REML = reml, control = ctrl_bobyqa))
+  m1 <- f1$value
+  f2 <- collect(lmer(formula, data = data, REML = reml, control = ctrl_nlopt,
+                     start = list(theta = getME(m1, "theta"))))
+  m2 <- f2$value
+  if (crit(m2) < crit(m1)) list(fit = m2, which = "nloptwrap-polish", w = f2, c1 = crit(m1), c2 = crit(m2))
+  else list(fit = m1, which = "bobyqa", w = f1, c1 = crit(m1), c2 = crit(m2))
+}

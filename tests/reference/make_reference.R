@@ -28,16 +28,6 @@ source(file.path(if (length(.this) == 1) dirname(.this) else "tests/reference", 
 outdir <- fixture_dir("core")
 
 ## ---- helpers ---------------------------------------------------------------
-tight_fit <- function(formula, data, reml) {
-  f1 <- collect(lmer(formula, data = data, REML = reml, control = ctrl_bobyqa))
-  m1 <- f1$value
-  f2 <- collect(lmer(formula, data = data, REML = reml, control = ctrl_nlopt,
-                     start = list(theta = getME(m1, "theta"))))
-  m2 <- f2$value
-  if (crit(m2) < crit(m1)) list(fit = m2, which = "nloptwrap-polish", w = f2, c1 = crit(m1), c2 = crit(m2))
-  else list(fit = m1, which = "bobyqa", w = f1, c1 = crit(m1), c2 = crit(m2))
-}
-
 varcorr_records <- function(m) {
   vc <- as.data.frame(VarCorr(m))
   lapply(seq_len(nrow(vc)), function(i) list(

@@ -1,0 +1,114 @@
+"""R functions that lme4 users write in formulas, with R's meaning.
+
+The names are registered in formulaic's transform namespace (only names
+formulaic does not define itself), so that every evaluation of a formula or a
+stored model specification sees them: fitting, prediction on new data, and
+tests of model terms. Data columns always take precedence over these names.
+
+``R_CALLS`` maps the names users type (``as.numeric``) to the Python names
+the translated formula uses (``as_numeric``).
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+from formulaic.transforms import TRANSFORMS
+
+
+def _values(x):
+    return x.to_numpy() if isinstance(x, (pd.Series, pd.Index)) else np.asarray(x)
+
+
+def factor(x, levels=None):
+    """R's ``factor(x)``: a categorical with sorted levels (or ``levels``)."""
+    if isinstance(x, pd.Series) and isinstance(x.dtype, pd.CategoricalDtype) and levels is None:
+        return x.cat.remove_unused_categories()
+    values = _values(x)
+    if levels is None:
+        levels = sorted(pd.unique(values[pd.notna(values)]))
+    out = pd.Categorical(values, categories=list(levels))
+    return pd.Series(out, index=x.index) if isinstance(x, pd.Series) else pd.Series(out)
+
+
+def _codes_or_numbers(x) -> np.ndarray:
+    """R's coercion to numbers: a factor gives its level index 1..k, strings are parsed."""
+    if isinstance(getattr(x, "dtype", None), pd.CategoricalDtype):
+        codes = np.asarray(x.cat.codes if isinstance(x, pd.Series) else x.codes, dtype=float)
+        return np.where(codes < 0, np.nan, codes + 1.0)
+    values = _values(x)
+    if values.dtype == bool:
+        return values.astype(float)
+    if values.dtype.kind in "OUS" or isinstance(getattr(x, "dtype", None), pd.StringDtype):
+        return pd.to_numeric(pd.Series(values), errors="raise").to_numpy(dtype=float)
+    return values.astype(float)
+
+
+def as_numeric(x):
+    """R's ``as.numeric(x)`` (a factor gives its level index 1..k, as in R)."""
+    return _codes_or_numbers(x)
+
+
+def as_integer(x):
+    """R's ``as.integer(x)``: truncation towards zero."""
+    return np.trunc(_codes_or_numbers(x))
+
+
+def r_log(x, base=None):
+    """R's ``log(x, base)``: natural logarithm unless ``base`` is given."""
+    values = np.log(_values(x).astype(float))
+    return values if base is None else values / np.log(base)
+
+
+def r_round(x, digits=0):
+    """R's ``round(x, digits)`` (IEC 60559: halves to even)."""
+    return np.round(_values(x).astype(float), int(digits))
+
+
+def concatenate(*items):
+    """R's ``c(...)`` for a vector of levels: ``factor(f, levels = c("b", "a"))``."""
+    return [v for item in items for v in (item if isinstance(item, (list, tuple)) else [item])]
+
+
+# Python names for the R functions (numpy keeps R's meaning for these).
+FUNCTIONS = {
+    "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
+    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
+    "log1p": np.log1p, "expm1": np.expm1, "floor": np.floor, "ceiling": np.ceil,
+    "trunc": np.trunc, "sign": np.sign, "round": r_round,
+    "r_log": r_log, "factor": factor, "as_numeric": as_numeric, "as_integer": as_integer,
+    "c": concatenate,
+}
+CONSTANTS = {"pi": np.pi, "TRUE": True, "FALSE": False}
+
+# What users type -> the Python name in the translated formula.
+R_CALLS = {"as.numeric": "as_numeric", "as.double": "as_numeric", "as.integer": "as_integer",
+           "as.factor": "factor"}
+
+# Calls whose name is also a data column are written ``_lmm.<name>(...)``.
+NAMESPACE_NAME = "_lmm"
+
+
+def register() -> None:
+    """Add the R names to formulaic's transforms (never replacing formulaic's own)."""
+    for name, value in {**FUNCTIONS, **CONSTANTS}.items():
+        TRANSFORMS.setdefault(name, value)
+    TRANSFORMS.setdefault(NAMESPACE_NAME, SimpleNamespace(**{**TRANSFORMS, **FUNCTIONS}))
+
+
+def known_function(name: str) -> bool:
+    """Whether ``name`` (Python spelling) can be called in a formula."""
+    register()
+    value = TRANSFORMS.get(name)
+    return callable(value)
+
+
+def known_value(name: str) -> bool:
+    """Whether ``name`` is a non-column name the evaluation context defines."""
+    register()
+    return name in TRANSFORMS
+
+
+register()
