@@ -10,6 +10,7 @@ from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from .fitting.optimize import minimize_deviance
 from .fitting.start import choose_start
 from .model import Model, build_model
+from .progress import Progress, first_use
 from .results.estimates import point_estimates
 from .results.fit import LmerFit
 
@@ -77,6 +78,9 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True) -> LmerFit:
     reml : bool, default True
         REML (True) or maximum likelihood (False).
 
+    A fit that takes more than a second shows a timer (and "compiling…" for a
+    model structure new to the process); ``LMMJAX_PROGRESS=0`` turns it off.
+
     Returns
     -------
     LmerFit
@@ -96,4 +100,5 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True) -> LmerFit:
         raise ModelSpecError(
             f"offset() in {formula!r} is recognised, but fitting with an offset is not "
             "supported yet; subtract it from the response instead.")
-    return fit_model(model, formula)
+    with Progress(desc="lmer", unit="s", compiling=first_use(("lmer", model.dims))):
+        return fit_model(model, formula)

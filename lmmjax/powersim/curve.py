@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..progress import Progress
 from ..errors import ModelSpecError
 from .designs import extend
 from .run import _starting_point, prepare, run_power, shared_shapes
@@ -98,7 +99,7 @@ def _deleted_rows(big_model, small: pd.DataFrame):
 def power_curve(fit_or_data, along: str | None = None, sizes=None, test=None, method: str = "lrt", *,
                 within=None, formula: str | None = None, data: pd.DataFrame | None = None, fixef=None,
                 varcorr=None, sigma=None, theta=None, nsim: int = 1000, alpha: float = 0.05,
-                seed: int = 0, reml=None, batch_size=None, progress: bool = True,
+                seed: int = 0, reml=None, batch_size=None, progress: bool | None = None,
                 level: float = 0.95, devices=None, same_shapes: bool = True) -> PowerCurve:
     """Power at several sample sizes along a grouping factor (or within groups).
 
@@ -129,8 +130,9 @@ def power_curve(fit_or_data, along: str | None = None, sizes=None, test=None, me
         Instead of ``along``: vary the rows per level of this factor (or combination).
     test, method, formula, data, fixef, varcorr, sigma, theta, nsim, alpha, seed, reml, batch_size, level, devices
         As for :func:`lmmjax.power`.
-    progress : bool
-        A progress bar over the sizes.
+    progress : bool, optional
+        A progress bar over all the simulations of all sizes: by default shown
+        when the curve takes more than a second; False: none.
     same_shapes : bool
         Run all sizes on the largest design's compiled shapes (see above).
 
@@ -162,34 +164,25 @@ def power_curve(fit_or_data, along: str | None = None, sizes=None, test=None, me
     big_prep = prepared(big) if same_shapes else None
 
     rows, results = [], []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(sizes), desc="power curve", unit="size", leave=False)
-    for size in sizes:
-        d = _subset_design(big, along, within, size)
-        model, truth, hyp, meth, f = prepared(d)
-        shapes = None
-        if big_prep is not None:
-            big_model, _, big_hyp = big_prep[:3]
-            deleted = _deleted_rows(big_model, d)
-            compatible = (list(model.frame.fixed_names) == list(big_model.frame.fixed_names)
-                          and model.layout.names == big_model.layout.names
-                          and model.dims.n == big_model.dims.n - len(deleted)
-                          and hyp.columns == big_hyp.columns)
-            if compatible:
-                shapes = shared_shapes(big_model, big_hyp, meth, deleted)
-        res = run_power(model, truth, hyp, meth, int(nsim), float(alpha), int(seed), batch_size,
-                        progress, f, level, devices, shapes)
-        results.append(res)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(size=size, power=f"{res.power:.2f}")
-        rows.append(dict(size=size, nobs=res.nobs, power=res.power, lower=res.ci[0], upper=res.ci[1],
-                         nsim=res.nsim, n_significant=res.n_significant, n_failed=res.n_failed,
-                         n_singular=res.n_singular, seconds=res.seconds))
-    if bar is not None:
-        bar.close()
+    with Progress(len(sizes) * int(nsim), "power curve", "sim", progress) as bar:
+        for size in sizes:
+            d = _subset_design(big, along, within, size)
+            model, truth, hyp, meth, f = prepared(d)
+            shapes = None
+            if big_prep is not None:
+                big_model, _, big_hyp = big_prep[:3]
+                deleted = _deleted_rows(big_model, d)
+                compatible = (list(model.frame.fixed_names) == list(big_model.frame.fixed_names)
+                              and model.layout.names == big_model.layout.names
+                              and model.dims.n == big_model.dims.n - len(deleted)
+                              and hyp.columns == big_hyp.columns)
+                if compatible:
+                    shapes = shared_shapes(big_model, big_hyp, meth, deleted)
+            res = run_power(model, truth, hyp, meth, int(nsim), float(alpha), int(seed), batch_size,
+                            bar, f, level, devices, shapes)
+            results.append(res)
+            rows.append(dict(size=size, nobs=res.nobs, power=res.power, lower=res.ci[0], upper=res.ci[1],
+                             nsim=res.nsim, n_significant=res.n_significant, n_failed=res.n_failed,
+                             n_singular=res.n_singular, seconds=res.seconds))
     label = along if along is not None else f"rows per {within if isinstance(within, str) else '+'.join(within)}"
     return PowerCurve(table=pd.DataFrame(rows), results=results, along=label, alpha=alpha, level=level)

@@ -12,6 +12,7 @@ import pandas as pd
 from ..errors import ModelSpecError
 from ..text import plain
 from ..model import Model, build_model
+from ..progress import Progress, first_use
 from .engine import _fit_many, batch_satterthwaite, chunk_size, response_arrays
 from .hypotheses import (
     METHODS, lrt_statistics, null_model, resolve_hypothesis, satterthwaite_statistics, wald_statistics,
@@ -114,26 +115,6 @@ def _start_theta(model, theta: np.ndarray) -> np.ndarray:
 
 
 # ---- one run ------------------------------------------------------------------------
-class _Progress:
-    def __init__(self, total: int, enabled: bool, desc: str):
-        self.bar = None
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-
-                self.bar = tqdm(total=total, desc=desc, unit="sim", leave=False)
-            except ImportError:  # pragma: no cover - tqdm is a dependency
-                self.bar = None
-
-    def update(self, k: int) -> None:
-        if self.bar is not None:
-            self.bar.update(k)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 @dataclass(frozen=True)
 class SharedShapes:
     """Run a design as a row subset of a larger one, on the larger one's compiled shapes.
@@ -198,7 +179,7 @@ def _run_batch(model, null, truth, hyp, method, idx, seed, theta0, devices, dele
 
 
 def run_power(model: Model, truth: Truth, hyp, method: str, nsim: int, alpha: float, seed: int,
-              batch_size: int | None, progress: bool, formula: str, level: float = 0.95,
+              batch_size: int | None, progress, formula: str, level: float = 0.95,
               devices=None, shapes: SharedShapes | None = None) -> PowerResult:
     """Simulate, refit and test for a prepared model structure (the core of :func:`power`).
 
@@ -215,7 +196,9 @@ def run_power(model: Model, truth: Truth, hyp, method: str, nsim: int, alpha: fl
         null = null_model(model, hyp) if method == "lrt" else None
     theta0 = _start_theta(model, truth.theta)
     bs = chunk_size(model, nsim, devices) if batch_size is None else max(1, int(batch_size))
-    bar = _Progress(nsim, progress and nsim > bs, desc=f"power ({method})")
+    shared_bar = isinstance(progress, Progress)  # a power curve's bar over all its sizes
+    bar = progress if shared_bar else Progress(nsim, f"power ({method})", "sim", progress)
+    bar.set_compiling(first_use(("power", method, model.dims, null.dims if null is not None else None, bs)))
     parts = []
     try:
         for start in range(0, nsim, bs):
@@ -225,7 +208,8 @@ def run_power(model: Model, truth: Truth, hyp, method: str, nsim: int, alpha: fl
             parts.append({k: np.asarray(v)[:keep] for k, v in part.items()})
             bar.update(keep)
     finally:
-        bar.close()
+        if not shared_bar:
+            bar.close()
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     failed = cols.pop("failed")
     pvals = np.where(failed, np.nan, cols["p_value"])
@@ -286,7 +270,7 @@ def prepare(fit_or_data, test=None, method: str = "lrt", *, formula=None, data=N
 def power(fit_or_data, test=None, method: str = "lrt", *, formula: str | None = None,
           data: pd.DataFrame | None = None, fixef=None, varcorr=None, sigma: float | None = None,
           theta=None, nsim: int = 1000, alpha: float = 0.05, seed: int = 0, reml: bool | None = None,
-          batch_size: int | None = None, progress: bool = True, level: float = 0.95,
+          batch_size: int | None = None, progress: bool | None = None, level: float = 0.95,
           devices=None) -> PowerResult:
     """Power of a test of fixed effects, by simulating from the model and refitting.
 
@@ -341,8 +325,9 @@ def power(fit_or_data, test=None, method: str = "lrt", *, formula: str | None = 
         Simulations drawn and fitted together as one compiled batch
         (default: all of them, up to a size set by the memory one
         simulation needs).
-    progress : bool
-        Show a progress bar (tqdm) when the run takes several batches.
+    progress : bool, optional
+        A progress bar (tqdm): by default shown when the run takes more than
+        a second (with "compiling…" while it compiles); False: none.
     level : float
         Confidence level of the interval for the power.
     devices : list of jax devices, optional

@@ -41,6 +41,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ..objective.deviance import factorize, profiled_deviance
+from ..progress import Progress, first_use
 from ..structure.crossprod import padded_length
 from .derivatives import choose_derivatives, initial_hessian
 from .draw import SimulationParameters, draw_response, replicate_key, simulate_model, simulation_arrays
@@ -200,23 +201,22 @@ def _run(kind, model, n, per_chunk_inputs, shared_inputs, theta0, batch_size, pr
     rep_sharding, rest_sharding = NamedSharding(mesh, P("rep")), NamedSharding(mesh, P())
     shared = jax.tree_util.tree_map(lambda a: _put(a, rest_sharding), shared_inputs)
     n_chunks = max(1, math.ceil(n / size))
-    bar = _progress_bar(progress, n_chunks, n)
+    compiling = first_use(("chunk", id(fn), size))
+    desc = "bootstrap" if kind == "simulate" else "refits"
     outputs, pending = [], None
-    for c in range(n_chunks):
-        start, stop = c * size, min(n, (c + 1) * size)
-        rows = np.minimum(np.arange(start, start + size), max(stop - 1, 0))  # pad with the last replicate
-        args = [_put(a[rows], rep_sharding) for a in per_chunk_inputs(rows)]
-        args.append(_put(theta0[rows], rep_sharding))
-        result = fn(args[0], args[1], *shared)
-        if pending is not None:
-            outputs.append(_trim(_fetch(pending[0]), pending[1]))
-            if bar is not None:
+    with Progress(total=n, desc=desc, unit="fit", progress=progress, compiling=compiling) as bar:
+        for c in range(n_chunks):
+            start, stop = c * size, min(n, (c + 1) * size)
+            rows = np.minimum(np.arange(start, start + size), max(stop - 1, 0))  # pad with the last replicate
+            args = [_put(a[rows], rep_sharding) for a in per_chunk_inputs(rows)]
+            args.append(_put(theta0[rows], rep_sharding))
+            result = fn(args[0], args[1], *shared)
+            if pending is not None:
+                outputs.append(_trim(_fetch(pending[0]), pending[1]))
                 bar.update(pending[1])
-        pending = (result, stop - start)
-    outputs.append(_trim(_fetch(pending[0]), pending[1]))
-    if bar is not None:
+            pending = (result, stop - start)
+        outputs.append(_trim(_fetch(pending[0]), pending[1]))
         bar.update(pending[1])
-        bar.close()
     out = {k: np.concatenate([o[k] for o in outputs])[:n] for k in outputs[0]}
     lower = model.layout.lower
     diag = np.isfinite(lower)
@@ -228,15 +228,6 @@ def _run(kind, model, n, per_chunk_inputs, shared_inputs, theta0, batch_size, pr
 
 def _trim(tree, m):
     return {k: np.asarray(v)[:m] for k, v in tree.items()}
-
-
-def _progress_bar(progress, n_chunks, n):
-    show = (n_chunks >= 4) if progress is None else bool(progress)
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=n, unit="fit", desc="refits")
 
 
 def _theta0_rows(model, theta0, n):
@@ -294,7 +285,8 @@ def fit_batch(model, Y, theta0=None, *, batch_size: int | None = None, progress:
         device count). Default: from a memory estimate (see
         :func:`auto_batch_size`).
     progress : bool, optional
-        tqdm bar over chunks; default when there are 4 chunks or more.
+        tqdm bar (:mod:`lmmjax.progress`); by default shown when the call
+        takes more than a second; False: never.
     options : dict or NewtonOptions, optional
         Optimiser settings, e.g. ``{"maxiter": 50}`` or
         ``{"derivatives": "values"}``.

@@ -218,7 +218,8 @@ def bootstrap(fit, n: int = 1000, seed: int = 0, *, use_u: bool = False, batch_s
         Replicates per compiled chunk (memory bound); default from the
         model size.
     progress : bool, optional
-        tqdm progress bar over chunks (default: shown for 4 chunks or more).
+        tqdm progress bar (default: shown when the call takes more than a
+        second, with "compiling…" while a new structure compiles); False: none.
     options : dict, optional
         Optimiser settings (:class:`lmmjax.simulate.newton.NewtonOptions`).
     devices : list, optional

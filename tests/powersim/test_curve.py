@@ -108,3 +108,15 @@ def test_shared_shapes_fit_exactly_the_smaller_design():
     n0 = _fit_loop(shapes.null.with_reml(False), Y[:2], bt.theta)
     s0 = _fit_loop(null_model(sm, sh).with_reml(False), Ys[:2], bt.theta)
     np.testing.assert_allclose(n0.deviance, s0.deviance, rtol=1e-9)
+
+
+def test_curve_progress_bar_counts_all_simulations(curve, capsys):
+    capsys.readouterr()
+    d = repeated_measures(12, times=4, between={"group": ["a", "b", "c"]})
+    again = lmm.power_curve(d, along="Subject", sizes=[12, 6], test="group", method="wald",
+                            formula="y ~ Time + group + (1 | Subject)",
+                            fixef={"group[T.b]": 3.0, "group[T.c]": 3.0},
+                            varcorr={"Subject": 1.0}, sigma=1.0, nsim=4, seed=0, progress=True)
+    err = capsys.readouterr().err
+    assert "power curve:" in err and "/8" in err and "sim/s" in err
+    pd.testing.assert_frame_equal(again.table.drop(columns="seconds"), curve.table.drop(columns="seconds"))
