@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..objective.deviance import LOG2PI, factorize
+from ..program_cache import cached_jit
 
 jax.config.update("jax_enable_x64", True)
 
@@ -80,11 +81,11 @@ def _pieces(varpar, arrays, dims):
     return H, C, J
 
 
-pieces_jit = jax.jit(_pieces, static_argnums=2)
+pieces_jit = cached_jit(_pieces, static_argnums=2)
 #: The same program compiled without XLA's backend optimisations: it compiles in
 #: about 60 % of the time (sleepstudy: 0.65 s instead of 1.1 s of CPU) and, for a
 #: small model, still runs in well under a millisecond.
-pieces_jit_quick = jax.jit(_pieces, static_argnums=2, compiler_options={"xla_backend_optimization_level": 0})
+pieces_jit_quick = cached_jit(_pieces, static_argnums=2, compiler_options={"xla_backend_optimization_level": 0})
 #: Models whose cross-product arrays hold at most this many numbers use :data:`pieces_jit_quick`.
 QUICK_COMPILE_SIZE = 2 ** 16
 
