@@ -13,6 +13,7 @@ from .model import Model, build_model
 from .progress import Progress, first_use
 from .results.estimates import point_estimates
 from .results.fit import LmerFit
+from .validate import check_bool
 
 
 def _singular_message(fit: LmerFit) -> str:
@@ -92,6 +93,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True) -> LmerFit:
     >>> round(fit.sigma, 2)
     25.59
     """
+    reml = check_bool(reml, "reml")
     model = build_model(formula, data, reml=reml)
     offset = getattr(model.frame, "offset", None)
     if offset is not None and np.any(offset != 0) and not getattr(model, "fits_offset", False):

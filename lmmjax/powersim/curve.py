@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..progress import Progress
 from ..errors import ModelSpecError
+from ..validate import check_count, check_fraction, check_optional_bool, check_optional_count, check_seed
 from .designs import extend
 from .run import _starting_point, prepare, run_power, shared_shapes
 
@@ -150,8 +151,11 @@ def power_curve(fit_or_data, along: str | None = None, sizes=None, test=None, me
         raise ModelSpecError("power_curve needs sizes=, e.g. [10, 20, 30, 40, 50].")
     if (along is None) == (within is None):
         raise ModelSpecError("power_curve needs exactly one of along= (a grouping factor) or within=.")
+    nsim, alpha, seed = check_count(nsim, "nsim"), check_fraction(alpha, "alpha"), check_seed(seed)
+    level, reml = check_fraction(level, "level"), check_optional_bool(reml, "reml")
+    batch_size = check_optional_count(batch_size, "batch_size")
+    sizes = sorted({check_count(s, "each of sizes") for s in sizes})
     _, design, _, _ = _starting_point(fit_or_data, formula, data)
-    sizes = sorted({int(s) for s in sizes})
     from_fit = not isinstance(fit_or_data, pd.DataFrame)
 
     def prepared(d):

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
-from ..text import plain
 from ..model import Model, build_model
 from ..progress import Progress, first_use
+from ..validate import check_count, check_fraction, check_optional_bool, check_optional_count, check_seed
 from .engine import _fit_many, batch_satterthwaite, chunk_size, response_arrays
 from .hypotheses import (
     METHODS, lrt_statistics, null_model, resolve_hypothesis, satterthwaite_statistics, wald_statistics,
@@ -345,10 +345,9 @@ def power(fit_or_data, test=None, method: str = "lrt", *, formula: str | None = 
     >>> res = lmm.power(fit, test="Days", fixef={"Days": 2}, nsim=200, progress=False)  # doctest: +SKIP
     >>> print(res)  # doctest: +SKIP
     """
-    if int(nsim) < 1:
-        raise ModelSpecError("nsim must be at least 1.")
-    if not 0 < alpha < 1:
-        raise ModelSpecError(f"alpha must be between 0 and 1, not {plain(alpha)}.")
+    nsim, alpha, seed = check_count(nsim, "nsim"), check_fraction(alpha, "alpha"), check_seed(seed)
+    level, reml = check_fraction(level, "level"), check_optional_bool(reml, "reml")
+    batch_size = check_optional_count(batch_size, "batch_size")
     model, truth, hyp, method, formula = prepare(
         fit_or_data, test, method, formula=formula, data=data, fixef=fixef, varcorr=varcorr,
         sigma=sigma, theta=theta, reml=reml)

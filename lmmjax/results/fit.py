@@ -10,6 +10,7 @@ import pandas as pd
 from ..errors import ModelSpecError
 from ..fitting.optimize import OptSummary
 from ..model import Model
+from ..validate import check_optional_bool, check_response
 from .estimates import PointEstimates, conditional_modes, conditional_variances
 from .varcorr import sdcor_vector, varcorr_table
 
@@ -274,12 +275,17 @@ class LmerFit:
 
     # ---- refits -----------------------------------------------------------
     def refit(self, y=None, reml: bool | None = None) -> "LmerFit":
-        """Fit the same design again with a new response and/or method."""
+        """Fit the same design again with a new response and/or method.
+
+        ``y`` needs one finite value per observation the fit used
+        (``nobs``), not all equal; ``reml`` None keeps the fit's method.
+        """
         from ..lmer import fit_model
 
+        reml = check_optional_bool(reml, "reml")
         model = self.model
-        if reml is not None and bool(reml) != model.reml:
+        if reml is not None and reml != model.reml:
             model = model.with_reml(reml)
         if y is not None:
-            model = model.with_response(y)
+            model = model.with_response(check_response(y, self.nobs, "y"))
         return fit_model(model, self.formula, theta0=self.estimates.theta, warn=False)

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ModelSpecError
+from ..validate import check_bool, check_count, check_optional_count, check_seed
 from .batched import fit_simulated
 from .draw import parameters_from_fit
 from .tables import estimates_frame, sdcor_names
@@ -237,9 +238,10 @@ def bootstrap(fit, n: int = 1000, seed: int = 0, *, use_u: bool = False, batch_s
     >>> list(boot.ci().columns)
     ['lower', 'upper']
     """
-    n = int(n)
-    if n < 1:
-        raise ModelSpecError(f"n must be a positive number of replicates, got {n}.")
+    n = check_count(n, "n")
+    seed = check_seed(seed)
+    use_u = check_bool(use_u, "use_u")
+    batch_size = check_optional_count(batch_size, "batch_size")
     params = parameters_from_fit(fit, None, use_u)
     t0 = time.perf_counter()
     res = fit_simulated(fit.model, params, n, seed=seed, theta0=fit.theta, batch_size=batch_size,

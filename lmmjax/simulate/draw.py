@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..errors import ModelSpecError
 from ..results.estimates import t_matrix
+from ..validate import check_bool, check_count, check_optional_count, check_seed
 from .products import design_arrays
 
 jax.config.update("jax_enable_x64", True)
@@ -179,5 +180,9 @@ def simulate(fit, n: int = 1, seed: int = 0, use_u: bool = False, newparams: dic
     >>> fit.simulate(5, seed=1).shape
     (5, 180)
     """
+    n = check_count(n, "n")
+    seed = check_seed(seed)
+    use_u = check_bool(use_u, "use_u")
+    batch_size = check_optional_count(batch_size, "batch_size")
     params = parameters_from_fit(fit, newparams, use_u)
     return simulate_model(fit.model, params, n, seed=seed, batch_size=batch_size)

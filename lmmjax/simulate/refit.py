@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
+from ..validate import check_optional_bool, check_optional_count, response_problem
 from .batched import fit_batch
 from .tables import estimates_frame, sdcor_names
 
@@ -65,9 +66,11 @@ def refit_many(fit, Y, *, format: str = "wide", reml: bool | None = None, batch_
 
     Returns
     -------
-    DataFrame indexed by response name (``wide``). A response with missing
-    or infinite values is not fitted: its row has ``converged = False``
-    and NaN estimates; the others are unaffected.
+    DataFrame indexed by response name (``wide``), with a ``problem``
+    column: empty for a fitted response; for a response with missing or
+    infinite values, or a constant one, the reason: such a response is not
+    fitted, its row has ``converged = False`` and NaN estimates, and the
+    others are unaffected.
 
     Examples
     --------
@@ -80,18 +83,23 @@ def refit_many(fit, Y, *, format: str = "wide", reml: bool | None = None, batch_
     """
     if format not in ("wide", "long"):
         raise ModelSpecError(f"format must be 'wide' or 'long', got {format!r}.")
+    reml = check_optional_bool(reml, "reml")
+    batch_size = check_optional_count(batch_size, "batch_size")
     values, names = _responses(fit, Y)
-    model = fit.model if reml is None or bool(reml) == fit.reml else fit.model.with_reml(reml)
-    res = fit_batch(model, values, theta0=fit.theta, batch_size=batch_size, progress=progress,
-                    options=options, devices=devices)
-    bad = ~np.all(np.isfinite(values), axis=1)
-    for key in ("theta", "beta", "sigma", "deviance"):
+    model = fit.model if reml is None or reml == fit.reml else fit.model.with_reml(reml)
+    problems = np.array([response_problem(v) or "" for v in values], dtype=object)
+    bad = problems != ""
+    # Unusable responses are not fitted: the fit's own response stands in, and its results are blanked.
+    res = fit_batch(model, np.where(bad[:, None], fit.model.y[None, :], values), theta0=fit.theta,
+                    batch_size=batch_size, progress=progress, options=options, devices=devices)
+    for key in ("theta", "beta", "sigma", "deviance", "vcov_unscaled"):
         res[key] = np.where(bad.reshape((-1,) + (1,) * (res[key].ndim - 1)), np.nan, res[key])
+    res["converged"] = res["converged"] & ~bad
     index = pd.Index(names, name="response")
     table = estimates_frame(model, res, sdcor_names(model, fit.theta, fit.sigma), index=index)
     flags = pd.DataFrame({
         "loglik": -0.5 * res["deviance"], "deviance": res["deviance"], "converged": res["converged"],
-        "singular": res["singular"] & ~bad, "n_iter": res["n_iter"],
+        "singular": res["singular"] & ~bad, "n_iter": np.where(bad, 0, res["n_iter"]), "problem": problems,
     }, index=index)
     if format == "wide":
         return pd.concat([table, flags], axis=1)
@@ -101,7 +109,7 @@ def refit_many(fit, Y, *, format: str = "wide", reml: bool | None = None, batch_
     se_long = pd.DataFrame(se, index=index, columns=fixed).reset_index().melt(
         id_vars="response", var_name="term", value_name="std_error")
     long = long.merge(se_long, on=["response", "term"], how="left")
-    long = long.merge(flags[["converged", "singular"]].reset_index(), on="response", how="left")
+    long = long.merge(flags[["converged", "singular", "problem"]].reset_index(), on="response", how="left")
     order = {name: i for i, name in enumerate(names)}
     long["_r"] = long["response"].map(order)
     terms = {t: i for i, t in enumerate(table.columns)}

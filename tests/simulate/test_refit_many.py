@@ -19,7 +19,7 @@ def test_wide_table(sleep_fit, outcomes):
     table = sleep_fit.refit_many(outcomes, batch_size=N)
     assert list(table.index) == list(outcomes.columns) and table.index.name == "response"
     expected = list(sleep_fit.fixef.index) + list(sleep_fit.sdcor.index) + [
-        "loglik", "deviance", "converged", "singular", "n_iter"]
+        "loglik", "deviance", "converged", "singular", "n_iter", "problem"]
     assert list(table.columns) == expected
     res = fit_batch(sleep_fit.model, outcomes.to_numpy().T, theta0=sleep_fit.theta, batch_size=N)
     np.testing.assert_array_equal(table[list(sleep_fit.fixef.index)].to_numpy(), res["beta"])
@@ -41,9 +41,10 @@ def test_long_table_and_missing_response(sleep_fit, outcomes):
     long = sleep_fit.refit_many(Y, format="long", batch_size=N)
     n_par = len(sleep_fit.fixef) + len(sleep_fit.sdcor)
     assert len(long) == N * n_par
-    assert list(long.columns) == ["response", "term", "estimate", "std_error", "converged", "singular"]
+    assert list(long.columns) == ["response", "term", "estimate", "std_error", "converged", "singular", "problem"]
     bad = long[long.response == "gene2"]
     assert not bad.converged.any() and bad.estimate.isna().all()
+    assert (bad.problem == "1 missing (NaN) or infinite value(s)").all()
     good = long[(long.response == "gene3") & (long.term == "Days")].iloc[0]
     ref = sleep_fit.refit(y=outcomes["gene3"].to_numpy())
     np.testing.assert_allclose(good.estimate, ref.fixef["Days"], rtol=1e-6)
@@ -61,3 +62,26 @@ def test_alignment_and_errors(sleep_fit, outcomes):
         sleep_fit.refit_many(np.zeros((10, 3)))
     with pytest.raises(lmm.ModelSpecError):
         sleep_fit.refit_many(outcomes, format="tall")
+
+
+@pytest.mark.parametrize("value, problem", [
+    (np.nan, "1 missing (NaN) or infinite value(s)"),
+    (np.inf, "1 missing (NaN) or infinite value(s)"),
+    (-np.inf, "1 missing (NaN) or infinite value(s)"),
+    ("constant", "constant response (every value the same)"),
+])
+def test_unusable_response_is_a_flagged_failed_row(sleep_fit, outcomes, value, problem):
+    Y = outcomes.copy()
+    if value == "constant":
+        Y["gene7"] = 250.0
+    else:
+        Y.iloc[11, 7] = value
+    table = sleep_fit.refit_many(Y, batch_size=N)
+    failed = table.loc["gene7"]
+    assert failed["problem"] == problem and not failed["converged"] and not failed["singular"]
+    numeric = list(sleep_fit.fixef.index) + list(sleep_fit.sdcor.index) + ["loglik", "deviance"]
+    assert failed[numeric].isna().all()
+    others = table.drop(index="gene7")
+    assert (others["problem"] == "").all() and others["converged"].all()
+    clean = sleep_fit.refit_many(outcomes, batch_size=N).drop(index="gene7")
+    np.testing.assert_allclose(others[numeric].to_numpy(float), clean[numeric].to_numpy(float), rtol=1e-12)
