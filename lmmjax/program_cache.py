@@ -87,15 +87,19 @@ def _store(path: Path, exported) -> None:
 class CachedJit:
     """A jitted function whose lowered programs persist across processes (see the module docstring)."""
 
-    def __init__(self, fun, static_argnums=(), compiler_options=None):
+    def __init__(self, fun, static_argnums=(), compiler_options=None, key=None):
         self.fun = fun
+        self.key = describe_static(key) if key is not None else None
         self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
         self.compiler_options = dict(compiler_options or {})
         self.jitted = jax.jit(fun, static_argnums=self.static_argnums, compiler_options=compiler_options)
         self._programs = {}  # in-process memo: key → callable of the dynamic arguments
 
     def _key(self, statics, tree, signature) -> str:
-        text = repr((self.fun.__module__, self.fun.__qualname__, [describe_static(v) for v in statics],
+        name = self.key or f"{self.fun.__module__}.{self.fun.__qualname__}"
+        if "<locals>" in name or "<lambda>" in name:
+            raise ValueError("a closure or lambda needs a key= that describes what it captures")
+        text = repr((name, [describe_static(v) for v in statics],
                      str(tree), signature,
                      sorted(self.compiler_options.items()), jax.config.jax_enable_x64,
                      jax.default_backend(), source_hash()))
@@ -148,11 +152,16 @@ class CachedJit:
         return program(*dynamic)
 
 
-def cached_jit(fun, static_argnums=(), compiler_options=None) -> CachedJit:
+def cached_jit(fun, static_argnums=(), compiler_options=None, key=None) -> CachedJit:
     """``jax.jit(fun, static_argnums=..., compiler_options=...)`` with lowered programs kept on disk.
 
-    Static arguments must be hashable and have a ``repr`` that identifies
-    them (frozen dataclasses, NamedTuples, numbers, strings).
+    Static arguments must be numbers, strings, None, or tuples, NamedTuples
+    and frozen dataclasses of these (see :func:`describe_static`); others
+    make the call a plain ``jax.jit``. A module-level function is identified
+    by its module and name. A closure (or lambda, or a ``shard_map`` of one)
+    is stored only with ``key``: a value of the same kinds that determines
+    everything the closure captures, e.g. ``key=("bootstrap-chunk", dims,
+    opts, lane, n_devices)``. An incomplete key would reuse a wrong program.
 
     Examples
     --------
@@ -160,4 +169,4 @@ def cached_jit(fun, static_argnums=(), compiler_options=None) -> CachedJit:
     >>> float(f(np.float64(1.0)))  # doctest: +SKIP
     2.0
     """
-    return CachedJit(fun, static_argnums, compiler_options)
+    return CachedJit(fun, static_argnums, compiler_options, key)

@@ -24,6 +24,10 @@ def affine(x, y, opts):
     return {"z": opts.scale * jnp.sin(x) @ y, "n": jnp.sum(x)}
 
 
+def affine_len(x, k):
+    return x * len(k)
+
+
 def stored(cache):
     return sorted((cache / "lmmjax-programs").glob("*.pkl"))
 
@@ -65,9 +69,22 @@ def test_static_values_shapes_and_sources_each_make_their_own_program(cache, mon
 def test_a_static_without_a_reliable_description_is_never_stored(cache):
     with pytest.raises(ValueError, match="no reliable description"):
         describe_static(object())
-    out = cached_jit(lambda x, k: x * len(k), static_argnums=1)(np.ones(2), frozenset({1, 2}))
+    out = cached_jit(affine_len, static_argnums=1)(np.ones(2), frozenset({1, 2}))
     np.testing.assert_array_equal(out, [2.0, 2.0])
     assert stored(cache) == []
+
+
+def test_a_closure_is_stored_only_under_a_key(cache):
+    def make(k):
+        return lambda x: x * k
+
+    np.testing.assert_array_equal(cached_jit(make(2.0))(np.ones(2)), [2.0, 2.0])
+    assert stored(cache) == []
+    assert float(cached_jit(make(2.0), key=("times", 2.0))(np.ones(()))) == 2.0
+    assert float(cached_jit(make(3.0), key=("times", 3.0))(np.ones(()))) == 3.0
+    assert len(stored(cache)) == 2
+    assert float(cached_jit(make(3.0), key=("times", 3.0))(np.ones(()))) == 3.0  # loaded
+    assert len(stored(cache)) == 2
 
 
 def test_an_unreadable_file_is_replaced(cache):
