@@ -234,6 +234,25 @@ class LmerFit:
 
         return profile(self, **kwargs)
 
+    def emmeans(self, specs, by=None, at=None, ddf: str = "satterthwaite", **kwargs):
+        """Estimated marginal means (R's emmeans): ``.table``, ``.pairs()``, ``.contrast()``, ``.plot()``;
+        see :func:`lmmjax.inference.emmeans`."""
+        from ..inference import emmeans
+
+        return emmeans(self, specs, by=by, at=at, ddf=ddf, **kwargs)
+
+    def emtrends(self, specs, var: str, by=None, at=None, ddf: str = "satterthwaite", **kwargs):
+        """Slopes of the covariate ``var`` per level of ``specs`` (R's emtrends)."""
+        from ..inference import emtrends
+
+        return emtrends(self, specs, var=var, by=by, at=at, ddf=ddf, **kwargs)
+
+    def joint_tests(self, ddf: str = "satterthwaite"):
+        """emmeans' joint tests: an F test per model term."""
+        from ..inference import joint_tests
+
+        return joint_tests(self, ddf=ddf)
+
     # ---- simulation and refits (lmmjax.simulate) --------------------------
     def simulate(self, n: int = 1, seed: int = 0, **kwargs) -> np.ndarray:
         """Responses drawn from the fitted model, shape (n, nobs)."""
