@@ -17,6 +17,10 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ModelSpecError
+from ..inference.tables import DDF_LABELS
+
+PAIR_ADJUST_LABELS = {"tukey": "Tukey", "holm": "Holm", "bonferroni": "Bonferroni", "sidak": "Šidák",
+                      "BH": "Benjamini-Hochberg"}
 
 FORMATS = ("text", "markdown")
 
@@ -324,6 +328,30 @@ def _variance_results(fit, vci, level) -> str:
     return text
 
 
+def _pairs_results(pairs) -> str:
+    """A sentence on pairwise comparisons of marginal means (``em.pairs()``, a ContrastResult)."""
+    means = pairs.means
+    subject = (f"slopes of {means.trend}" if means.trend else "estimated marginal means") + " of " + _join(means.pri)
+    averaged = [v for v in means.averaged_over if v not in means.pri + means.by]
+    used = sorted(set(pairs.used.values()))
+    adjust = ("unadjusted p-values" if used == ["none"]
+              else _join([PAIR_ADJUST_LABELS.get(u, u) for u in used]) + "-adjusted p-values")
+    tab = pairs.table
+    items = []
+    for _, row in tab.iterrows():
+        where = " at " + ", ".join(f"{b} = {row[b]}" for b in pairs.by) if pairs.by else ""
+        if not np.isfinite(row.estimate):
+            items.append(f"{row.contrast}{where} not estimable")
+            continue
+        stat = "z" if not np.isfinite(row.df) else f"t({fmt_num(row.df, 3)})"
+        items.append(f"{row.contrast}{where} {fmt_num(row.estimate)} (SE {fmt_num(row.std_error)}; "
+                     f"{stat} = {row.t_ratio:.2f}, {fmt_p(row.p_value)})")
+    head = (f"Pairwise comparisons of the {subject}"
+            + (f" (averaged over {_join(averaged)})" if averaged else "")
+            + f", with {DDF_LABELS.get(pairs.method, pairs.method)} degrees of freedom and {adjust}, were ")
+    return head + _join(items) + "."
+
+
 def _counts(fit) -> str:
     groups = _join([f"{k} levels of {g}" for g, k in fit.ngroups.items()])
     crit = "REML criterion" if fit.reml else "deviance"
@@ -357,7 +385,7 @@ def _markdown_table(df: pd.DataFrame, formatters: dict) -> str:
 
 
 def report(fit, format: str = "text", vc_ci: str = "auto", bootstrap=None, level: float = 0.95,
-           width: int = 88) -> str:
+           width: int = 88, pairs=None) -> str:
     """A methods-and-results paragraph for a fit.
 
     Parameters
@@ -372,6 +400,9 @@ def report(fit, format: str = "text", vc_ci: str = "auto", bootstrap=None, level
         Parametric bootstrap replicates (``fit.bootstrap(n)``) to use for them.
     level : float
         Confidence level.
+    pairs : result of ``em.pairs()`` (or a list of them), optional
+        Pairwise comparisons of estimated marginal means
+        (``fit.emmeans("recipe").pairs()``) to add to the results paragraph.
 
     Examples
     --------
@@ -388,7 +419,13 @@ def report(fit, format: str = "text", vc_ci: str = "auto", bootstrap=None, level
     vci, vc_text = variance_intervals(fit, vc_ci, level, bootstrap)
     flags = check(fit)
     methods = _methods(fit, df_text, vc_text, level)
-    results = " ".join([_fixed_results(ct, fci), _variance_results(fit, vci, level), _counts(fit)])
+    pair_sets = [] if pairs is None else (list(pairs) if isinstance(pairs, (list, tuple)) else [pairs])
+    for pr in pair_sets:
+        if getattr(pr, "means", None) is None or getattr(pr.means, "fit", None) is not fit:
+            raise ModelSpecError("pairs must be the result of em.pairs() for marginal means of this fit "
+                                 "(fit.emmeans(...).pairs()).")
+    results = " ".join([_fixed_results(ct, fci)] + [_pairs_results(pr) for pr in pair_sets]
+                       + [_variance_results(fit, vci, level), _counts(fit)])
     diag = _diagnostics(flags)
     if format == "text":
         return "\n\n".join(textwrap.fill(p, width=width) for p in (methods, results, diag))

@@ -42,8 +42,6 @@ def row_inference(fit, L: np.ndarray, basis: Basis, method: str):
 
 
 def confidence_limits(est, se, df, level: float, crit=None):
-    if not 0 < level < 1:
-        raise ModelSpecError(f"level must be between 0 and 1, got {level}.")
     if crit is None:
         dfa = np.where(np.isnan(df), np.nan, np.where(np.isfinite(df), df, np.inf))
         crit = stats.t.ppf(1 - (1 - level) / 2, dfa)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
+from ..validate import check_bool, check_fraction
 from . import emm_adjust, emm_infer, emm_plot
 
 DDF_NAMES = {"satterthwaite": "satterthwaite", "kenward-roger": "kenward-roger",
@@ -200,6 +201,7 @@ class EmmResult(TableResult):
         by : list, optional
             Grouping variables (default: those of the means).
         """
+        reverse = check_bool(reverse, "reverse")
         return self._family_contrasts(lambda labels: emm_infer.pairwise_coefficients(labels, reverse),
                                       adjust, True, by, "pairs")
 
@@ -217,7 +219,7 @@ class EmmResult(TableResult):
            interval: str = "percentile") -> pd.DataFrame:
         """Confidence limits: ``"wald"`` (t with the chosen df) or ``"bootstrap"`` from
         ``boot=fit.bootstrap(...)`` (L·β per replicate; ``interval`` as in ``BootstrapResult.ci``)."""
-        level = self.level if level is None else level
+        level = self.level if level is None else check_fraction(level, "level")
         out = self.table[self.pri + self.by + [self.est_name]].copy()
         if method == "wald":
             est, se, df = (self.table[c].to_numpy(float) for c in (self.est_name, "std_error", "df"))
@@ -292,7 +294,7 @@ class ContrastResult(TableResult):
 
     def confint(self, level: float | None = None, adjust: str | None = None) -> pd.DataFrame:
         """Confidence limits of the contrasts, adjusted as the p-values (or by ``adjust``)."""
-        level = self.level if level is None else level
+        level = self.level if level is None else check_fraction(level, "level")
         adjust = self.adjust if adjust is None else emm_adjust.adjust_method(adjust)
         out = self.table[["contrast"] + self.by + ["estimate", "std_error", "df"]].copy()
         lo = np.full(len(out), np.nan)
@@ -313,7 +315,7 @@ class ContrastResult(TableResult):
             return self.confint(level=level, adjust=adjust)
         if method != "bootstrap":
             raise ModelSpecError(f"Unknown interval method {method!r}; use 'wald' or 'bootstrap'.")
-        level = self.level if level is None else level
+        level = self.level if level is None else check_fraction(level, "level")
         out = self.table[["contrast"] + self.by + ["estimate"]].copy()
         out["lower"], out["upper"] = bootstrap_limits(
             self.fit, self.L[:, self.means.basis.kept], self.table["estimate"].to_numpy(float), boot, level,

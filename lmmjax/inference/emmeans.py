@@ -36,6 +36,7 @@ import pandas as pd
 from ..errors import DataWarning, ModelSpecError
 from . import emm_grid, emm_infer, emm_joint
 from .emm_results import EmmResult, JointTestsResult
+from ..validate import check_fraction
 from .tables import ddf_method
 
 
@@ -111,6 +112,7 @@ def emmeans(fit, specs, by=None, at=None, ddf: str = "satterthwaite", weights: s
     ['cask', 'emmean', 'std_error', 'df', 'lower', 'upper']
     """
     method = ddf_method(ddf)
+    level = check_fraction(level, "level")
     grid = emm_grid.reference_grid(fit, at=at)
     pri, by = _specs(grid, specs, by)
     return _result(fit, grid, grid.L, pri, by, method, level, "emmean", weights)
@@ -147,6 +149,7 @@ def emtrends(fit, specs, var: str, by=None, at=None, ddf: str = "satterthwaite",
     ['recipe', 'temp_trend', 'std_error', 'df', 'lower', 'upper']
     """
     method = ddf_method(ddf)
+    level = check_fraction(level, "level")
     grid = emm_grid.reference_grid(fit, at=at)
     if not isinstance(var, str) or var not in grid.names:
         raise ModelSpecError(f"var: {var!r} is not a variable of the model's fixed part (variables: {grid.names}).")
