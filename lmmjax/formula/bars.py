@@ -32,11 +32,14 @@ class RandomTerm:
         Data columns whose combinations define the grouping factor.
     source : str
         The bar as the user wrote it, for messages.
+    variables : tuple of str
+        Data columns ``expr`` uses (when parsed with the data's columns).
     """
 
     expr: str
     factors: tuple
     source: str
+    variables: tuple = ()
 
     @property
     def group(self) -> str:
@@ -60,6 +63,7 @@ class ParsedFormula:
     text: str
     offsets: tuple = ()
     variables: tuple = ()
+    fixed_variables: tuple = ()  # columns of the fixed part and the offsets
 
 
 def _split_top(text: str, sep: str) -> list[str]:
@@ -207,11 +211,13 @@ def parse_formula(text: str, columns=None) -> ParsedFormula:
     sides = _split_top(text, "~")
     if len(sides) != 2 or not sides[0].strip():
         raise ModelSpecError(f"Formula {text!r} needs a response: 'y ~ terms'.")
-    used = []
+    used, fixed_used = [], []
 
-    def tr(expr: str, source: str) -> str:
+    def tr(expr: str, source: str, into=None) -> str:
         out = translate(expr, columns, source)
         used.extend(out.columns)
+        if into is not None:
+            into.extend(out.columns)
         return out.text
 
     response, rhs = tr(sides[0].strip(), sides[0].strip()), sides[1].strip()
@@ -221,7 +227,7 @@ def parse_formula(text: str, columns=None) -> ParsedFormula:
         if bar is None:
             offset = _offset_expr(piece)
             if offset is not None:
-                offsets.append(tr(offset, piece.strip()))
+                offsets.append(tr(offset, piece.strip(), fixed_used))
             elif piece.strip():
                 fixed_parts.append(piece.strip())
             continue
@@ -230,7 +236,8 @@ def parse_formula(text: str, columns=None) -> ParsedFormula:
         if not lhs:
             raise ModelSpecError(f"Random-effect term {source!r} has nothing left of '|'.")
         groups = _expand_groups(group, source)
-        lhs = tr(lhs, source)
+        lhs_used = []
+        lhs = tr(lhs, source, lhs_used)
         exprs = _split_double_bar(lhs, source, text) if double else [lhs]
         missing = [f for f in groups[-1] if columns is not None and f not in set(columns)]
         if missing:
@@ -239,7 +246,8 @@ def parse_formula(text: str, columns=None) -> ParsedFormula:
             used.extend(factors)
             for expr in exprs:
                 _formulaic_terms(expr, text)
-                random.append(RandomTerm(expr=expr, factors=factors, source=source))
+                random.append(RandomTerm(expr=expr, factors=factors, source=source,
+                                         variables=tuple(dict.fromkeys(lhs_used))))
     if not random:
         raise ModelSpecError(
             f"Formula {text!r} has no random-effect term such as '(1 | group)'; "
@@ -249,8 +257,9 @@ def parse_formula(text: str, columns=None) -> ParsedFormula:
     # '-1' alone is a removal that needs something to remove from.
     if fixed.replace(" ", "") in ("-1", "0"):
         fixed = "0"
-    fixed = tr(fixed, text)
+    fixed = tr(fixed, text, fixed_used)
     _formulaic_terms(fixed, text)
     _formulaic_terms(response, text)
     return ParsedFormula(response=response, fixed=fixed, random=tuple(random), text=text,
-                         offsets=tuple(offsets), variables=tuple(dict.fromkeys(used)))
+                         offsets=tuple(offsets), variables=tuple(dict.fromkeys(used)),
+                         fixed_variables=tuple(dict.fromkeys(fixed_used)))

@@ -15,6 +15,7 @@ import pandas as pd
 from ..errors import DataWarning, FewLevelsWarning, ModelSpecError
 from ..text import plain
 from .bars import ParsedFormula, RandomTerm, parse_formula, plain_message
+from .levels import column_levels
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,15 @@ class ModelFrame:
     data: pd.DataFrame  # the rows used, with the model's columns only
     offset: np.ndarray | None = None  # sum of the formula's offset() terms (zeros when none)
     source_index: pd.Index | None = None  # index of the DataFrame the model was built from
+    positions: np.ndarray | None = None  # positions of the rows used in that DataFrame
 
     @property
     def nobs(self) -> int:
         return len(self.y)
 
 
-def _drop_missing(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def _drop_missing(data: pd.DataFrame, columns: list[str]):
+    """The complete rows of ``data[columns]`` (unused levels dropped) and their positions."""
     frame = data[columns]
     if len(frame) == 0:
         raise ModelSpecError("The data have no rows.")
@@ -90,7 +93,7 @@ def _drop_missing(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         if pd.api.types.is_bool_dtype(frame[col]):
             # Booleans are categorical (treatment contrasts, False the reference), as in lme4.
             frame[col] = pd.Categorical(frame[col], categories=[False, True])
-    return _drop_unused_levels(frame)
+    return _drop_unused_levels(frame), np.flatnonzero(~missing)
 
 
 def _drop_unused_levels(frame: pd.DataFrame) -> pd.DataFrame:
@@ -222,12 +225,11 @@ def group_codes(frame: pd.DataFrame, factors: tuple):
     per = []
     for name in factors:
         col = frame[name]
+        cats = column_levels(col)
         if isinstance(col.dtype, pd.CategoricalDtype):
-            cats = list(col.cat.categories)
             codes = col.cat.codes.to_numpy()
         else:
-            cats, codes = np.unique(col.to_numpy(), return_inverse=True)
-            cats = list(cats)
+            codes = np.unique(col.to_numpy(), return_inverse=True)[1]
         per.append((np.asarray(codes, dtype=np.int64), cats))
     combined = np.zeros(len(frame), dtype=np.int64)
     for codes, cats in per:
@@ -320,7 +322,7 @@ def build_model_frame(formula: str, data: pd.DataFrame) -> ModelFrame:
         raise ModelSpecError(f"data must be a pandas DataFrame, not {type(data).__name__}.")
     parsed = parse_formula(formula, columns=[c for c in data.columns if isinstance(c, str)])
     columns = sorted(parsed.variables)
-    frame = _drop_missing(data, columns)
+    frame, positions = _drop_missing(data, columns)
     y = _response(parsed, frame)
     X, names, dropped, spec = _fixed_matrix(parsed, frame)
     n = len(y)
@@ -332,5 +334,5 @@ def build_model_frame(formula: str, data: pd.DataFrame) -> ModelFrame:
     return ModelFrame(
         formula=parsed, y=y, X=X, fixed_names=names, dropped_columns=dropped,
         terms=terms, rows=frame.index.to_numpy(), fixed_spec=spec, data=frame,
-        offset=evaluate_offset(parsed, frame), source_index=data.index,
+        offset=evaluate_offset(parsed, frame), source_index=data.index, positions=positions,
     )

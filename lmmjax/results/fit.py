@@ -170,11 +170,34 @@ class LmerFit:
         Parameters
         ----------
         newdata : DataFrame, optional
-            Default: the data the model was fitted to (the rows used).
+            Default: the data the model was fitted to.
         re_form : None, "~0" or a formula with bars
             ``None`` includes all random effects; ``"~0"`` (or ``"0"``, ``NA``)
             none; a formula such as ``"~(1|Subject)"`` only the groups it names.
-            Levels not seen in the fit get random effects of zero.
+            Levels of a grouping factor not seen in the fit get random effects
+            of zero.
+
+        Returns
+        -------
+        ndarray
+            One value per row of ``newdata`` (or, without ``newdata``, per row
+            of the DataFrame the model was fitted to), in its order, as pandas
+            does: a row that cannot be predicted (a missing value in a column
+            the prediction needs, or a row the fit dropped for missing values)
+            gets NaN, so ``pd.Series(fit.predict(df), index=df.index)`` lines
+            up with ``df``. ``fit.fitted`` has the rows used only.
+
+        Notes
+        -----
+        Levels are matched by value, the way pandas users expect: ``308``,
+        ``308.0`` and ``"308"`` are one level (numbers and text that reads as
+        a number compare as numbers). Where two levels of the fit compare
+        equal this way (the strings ``"1"`` and ``"01"``) only exact text
+        matches them. A level of a fixed-effect factor (or of a factor in a
+        random-effect term) that the fit did not see raises
+        :class:`~lmmjax.ModelSpecError` naming the column and the level, as
+        lme4 does; stateful transforms (``scale``, ``center``, ``poly``)
+        reuse the fit's centring, scaling and polynomial coefficients.
 
         Examples
         --------
