@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 
 from .errors import ModelSpecError
+from .text import plain
 
 
 def _shown(value) -> str:
@@ -29,7 +30,7 @@ def _shown(value) -> str:
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, numbers.Number):
-        return f"{value:g}" if isinstance(value, numbers.Real) else str(value)
+        return plain(value)
     return f"a {type(value).__name__}"
 
 
@@ -73,7 +74,7 @@ def check_seed(value, name: str = "seed") -> int:
 def check_fraction(value, name: str) -> float:
     """A number strictly between 0 and 1 (a level or an alpha)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0 < float(value) < 1:
-        raise ModelSpecError(f"{name} must be a number between 0 and 1, not {_shown(value)}.")
+        raise ModelSpecError(f"{name} must be between 0 and 1, not {_shown(value)}.")
     return float(value)
 
 

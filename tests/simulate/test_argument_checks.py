@@ -66,11 +66,11 @@ def test_bootstrap_other_arguments(sleep_fit, kwargs, message):
     (dict(nsim=0), "nsim must be at least 1, not 0."),
     (dict(nsim=2.5), "nsim must be a whole number, not 2.5."),
     (dict(nsim=None), "nsim must be a whole number, not None."),
-    (dict(nsim=10, alpha=1.5), "alpha must be a number between 0 and 1, not 1.5."),
-    (dict(nsim=10, alpha="0.05"), "alpha must be a number between 0 and 1, not the string '0.05'."),
+    (dict(nsim=10, alpha=1.5), "alpha must be between 0 and 1, not 1.5."),
+    (dict(nsim=10, alpha="0.05"), "alpha must be between 0 and 1, not the string '0.05'."),
     (dict(nsim=10, seed=-3), "seed must be at least 0, not -3."),
     (dict(nsim=10, reml="ML"), "reml must be True or False, not the string 'ML'."),
-    (dict(nsim=10, level=95), "level must be a number between 0 and 1, not 95."),
+    (dict(nsim=10, level=95), "level must be between 0 and 1, not 95."),
 ])
 def test_power_arguments(sleep_fit, kwargs, message):
     with pytest.raises(lmm.ModelSpecError) as info:
