@@ -1,17 +1,16 @@
-"""The notebooks in notebooks/ run from top to bottom without errors.
+"""The notebooks in notebooks/ run from top to bottom without errors, and are
+committed with their outputs.
 
-The code cells are executed in order in one fresh namespace in this process,
-as a Jupyter kernel would run them (the value of a cell's last expression is
-evaluated and rendered with its ``_repr_html_``/``repr``). This needs no
-Jupyter machinery (nbclient, a kernel subprocess) and shares compiled JAX
-code with the other tests, which keeps the suite fast; the notebooks use no
-IPython magics. Cells tagged ``requires-<module>`` (e.g. ``requires-simulate``)
-are skipped, with a warning, when ``lmmjax.<module>`` is not installed or is
-not complete yet (the cell raises ImportError); every other cell must run.
+They are executed with ``notebooks/execute.py`` (the script that stores their
+outputs), in this process and without writing: code cells run in order in one
+fresh namespace, as a Jupyter kernel would run them. This needs no Jupyter
+machinery and shares compiled JAX code with the other tests. Cells tagged
+``requires-<module>`` are skipped, with a warning, when ``lmmjax.<module>``
+is not installed or not complete yet; every other cell must run.
 """
-import ast
 import importlib.util
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -19,60 +18,66 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+ALL = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
 
 
-def _available(module: str) -> bool:
-    return importlib.util.find_spec(f"lmmjax.{module}") is not None
+def _executor():
+    spec = importlib.util.spec_from_file_location("notebook_execute", NOTEBOOKS / "execute.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def run_notebook(path: Path) -> list:
-    """Execute the code cells; return the tags of the cells skipped."""
-    nb = json.loads(path.read_text())
-    assert nb["nbformat"] == 4 and isinstance(nb["cells"], list)
-    namespace = {"__name__": "__main__"}
-    skipped = []
-    for i, cell in enumerate(nb["cells"]):
-        assert cell["cell_type"] in ("code", "markdown")
-        if cell["cell_type"] != "code":
-            continue
-        assert cell.get("outputs", []) == [], f"{path.name}: commit notebooks without outputs"
-        tags = cell.get("metadata", {}).get("tags", [])
-        missing = [t for t in tags if t.startswith("requires-") and not _available(t[len("requires-"):])]
-        if missing:
-            skipped.append((i, missing))
-            continue
-        source = "".join(cell["source"])
-        assert not any(line.lstrip().startswith(("%", "!")) for line in source.splitlines()), "no magics"
-        tree = ast.parse(source, filename=f"{path.name}[{i}]")
-        last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
-        try:
-            _run_cell(tree, last, namespace, f"{path.name}[cell {i}]")
-        except ImportError as exc:
-            if not any(t.startswith("requires-") for t in tags):
-                raise
-            skipped.append((i, f"{tags}: {exc}"))
-        plt.close("all")
-    return skipped
+def test_every_notebook_is_listed_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    assert ALL and all(f"notebooks/{name}" in readme for name in ALL)
 
 
-def _run_cell(tree, last, namespace, label):
+@pytest.mark.parametrize("name", ALL)
+def test_notebook_is_committed_with_its_outputs(name):
+    nb = json.loads((NOTEBOOKS / name).read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    counts = [c["execution_count"] for c in code if c["execution_count"] is not None]
+    assert counts == list(range(1, len(counts) + 1)), "run notebooks/execute.py: cells executed in order"
+    assert len(counts) == len(code), "run notebooks/execute.py: every cell executed"
+    assert all(o["output_type"] != "error" for c in code for o in c["outputs"])
+    shown = sum(bool(c["outputs"]) for c in code)
+    assert shown >= len(code) - 1, "most cells show something"
+    plotting = [c for c in code if re.search(r"\.plot\b|\bplot_\w+\(", "".join(c["source"]))]
+    assert plotting, "each notebook shows plots"
+    for cell in plotting:
+        assert any("image/png" in o.get("data", {}) for o in cell["outputs"]), "plots are stored"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_notebook_runs(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        exec(compile(tree, label, "exec"), namespace)
-        if last is not None:
-            value = eval(compile(last, label, "eval"), namespace)
-            if value is not None:
-                (getattr(value, "_repr_html_", None) or (lambda: repr(value)))()
-
-
-@pytest.mark.parametrize("name", ["01_workflow.ipynb", "02_power.ipynb", "03_large_crossed.ipynb"])
-def test_notebook_runs(name):
-    skipped = run_notebook(NOTEBOOKS / name)
+        skipped = _executor().run_notebook(NOTEBOOKS / name, store=False)
     if skipped:
         warnings.warn(f"{name}: cells skipped for missing modules: {skipped}")
+
+
+def test_executor_output_kinds(tmp_path):
+    cells = [
+        "import warnings\nimport matplotlib.pyplot as plt\nprint('hello')\n1 + 1",
+        "warnings.warn('careful')\nfig, ax = plt.subplots()\nax.plot([1, 2]);",
+        "x = 3\nx;",
+    ]
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+          "cells": [{"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None}
+                    for s in cells] + [{"cell_type": "markdown", "metadata": {}, "source": "# t"}]}
+    path = tmp_path / "t.ipynb"
+    path.write_text(json.dumps(nb))
+    assert _executor().run_notebook(path) == []
+    a, b, c = [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
+    assert a["outputs"][0] == {"output_type": "stream", "name": "stdout", "text": ["hello\n"]}
+    assert a["outputs"][1]["data"]["text/plain"] == ["2"] and a["execution_count"] == 1
+    kinds = [o["output_type"] for o in b["outputs"]]
+    assert kinds == ["stream", "display_data"] and b["outputs"][0]["text"] == ["UserWarning: careful\n"]
+    assert b["outputs"][1]["data"]["image/png"].startswith("iVBOR")  # a PNG, base64
+    assert c["outputs"] == [] and c["execution_count"] == 3  # a trailing ';' shows nothing
