@@ -388,17 +388,10 @@ def _name_tokens(name: str) -> set:
 
 def _predictor_columns(fit) -> list:
     """Numeric data columns entering the model as continuous predictors."""
-    import formulaic
-
     mf = fit.model.frame
     data = mf.data
-    exprs = [mf.formula.fixed] + [tm.term.expr for tm in mf.terms]
-    names = set()
-    for expr in exprs:
-        try:
-            names |= set(formulaic.Formula(expr).required_variables)
-        except Exception:
-            continue
+    # The columns the parser found (data columns named like transforms, e.g. 'Treatment', included).
+    names = set(mf.formula.fixed_variables) | {v for tm in mf.terms for v in tm.term.variables}
     out = []
     col_names = list(mf.fixed_names) + [c for tm in mf.terms for c in tm.columns]
     for v in sorted(names):
@@ -409,7 +402,8 @@ def _predictor_columns(fit) -> list:
             continue
         # Wrapped as a category everywhere it appears (C(v)[T.2], ...)? then it is fine.
         pattern = re.compile(rf"(?<![\w.]){re.escape(v)}(?![\w.])")
-        continuous = [c for c in col_names if pattern.search(c) and f"C({v}" not in c]
+        continuous = [c for c in col_names
+                      if pattern.search(c) and f"C({v}" not in c and f"factor({v}" not in c]
         if continuous:
             out.append(v)
     return out

@@ -165,3 +165,15 @@ def test_red_flag_objects():
     flags = FlagList([flag], notes=[RedFlag("few_levels", "m", "a", "note")])
     assert isinstance(flags, list) and flags.codes == ["singular_fit"]
     assert "Note [few_levels]" in str(flags) and "<li>" in flags._repr_html_()
+
+
+def test_numeric_codes_in_a_column_named_like_a_contrast():
+    """A column 'Treatment' (formulaic's name for treatment contrasts) is still a data column."""
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"subject": np.repeat([f"p{i}" for i in range(24)], 10),
+                       "Treatment": np.repeat(np.tile([1, 2, 3], 8), 10), "Days": np.tile(np.arange(10), 24)})
+    df["y"] = 5 + df.Days + rng.normal(0, 1, 240)
+    flags, _ = numeric_code_columns(quiet_fit("y ~ Treatment + Days + (1 | subject)", df))
+    assert [f.message.split("'")[1] for f in flags] == ["Treatment"]
+    flags, _ = numeric_code_columns(quiet_fit("y ~ factor(Treatment) + Days + (1 | subject)", df))
+    assert flags == []
