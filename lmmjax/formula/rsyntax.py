@@ -29,6 +29,8 @@ _NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?L?")
 _NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
 _OPERATORS = ("%in%", "%/%", "%%", "**", "||", "&&", "==", "!=", "<=", ">=")
 _PYTHON_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# formulaic names whose meaning differs from what their name says.
+_REFUSED = {"exp10": "formulaic's exp10(x) computes x**10, not 10**x; write I(10^x) or I(x^10)."}
 
 
 @dataclass
@@ -104,6 +106,9 @@ def _call_name(tok: Token, columns: set, source: str) -> str:
         raise ModelSpecError(
             f"offset() in {source!r} must be a term of its own in the fixed part, "
             "e.g. 'y ~ x + offset(log(t)) + (1 | g)'.")
+    if name in _REFUSED:
+        raise ModelSpecError(
+            f"Function {name!r} in {source!r} is not supported in formulas: {_REFUSED[name]}")
     root = name.split(".")[0]
     if root in columns or name in columns:
         return f"{NAMESPACE_NAME}.{name}"
@@ -206,8 +211,8 @@ def translate(expr: str, columns=None, source: str | None = None) -> Translated:
         prev = tokens[k - 1] if k > 0 else None
         if _next_op(tokens, k) == "=" and prev is not None and prev.text in ("(", ","):
             continue  # keyword argument name
-        if name in ("TRUE", "FALSE"):
-            tok.out = "True" if name == "TRUE" else "False"
+        if name in ("TRUE", "FALSE", "T", "F"):
+            tok.out = "True" if name in ("TRUE", "T") else "False"
         elif tok.kind == "quoted" or not known_value(name.split(".")[0]):
             if check:
                 raise unknown_columns([name], listed, source)

@@ -127,6 +127,13 @@ def test_r_function_names(sleep, expr, expected):
     np.testing.assert_allclose(mf.X[:, 1], expected(sleep["Days"].to_numpy().astype(float)), rtol=1e-14)
 
 
+@pytest.mark.parametrize("flag", ["TRUE", "T"])
+def test_r_logical_constants_in_arguments(sleep, flag):
+    mf = frame(f"Reaction ~ scale(Days, center = {flag}, scale = F) + (1 | Subject)", sleep)
+    d = sleep["Days"].to_numpy()
+    np.testing.assert_allclose(mf.X[:, 1], d - d.mean(), rtol=1e-14)
+
+
 def test_factor_and_as_numeric_of_a_factor(sleep):
     mf = frame("Reaction ~ factor(DaysInt %/% 4) + (1 | Subject)", sleep)
     assert mf.fixed_names == ["Intercept", "factor(DaysInt // 4)[T.1]", "factor(DaysInt // 4)[T.2]"]
@@ -142,12 +149,13 @@ def test_factor_and_as_numeric_of_a_factor(sleep):
     ("Reaction ~ ordered(Subject) + (1 | Subject)", "ordered"),
     ("logit(Reaction) ~ Days + (1 | Subject)", "logit"),
     ("Reaction ~ Days + (lag2(Days) | Subject)", "lag2"),
+    ("Reaction ~ exp10(Days / 10) + (1 | Subject)", "exp10"),
 ])
 def test_unsupported_function_is_named(sleep, formula, function):
     with pytest.raises(lmm.ModelSpecError) as info:
         frame(formula, sleep)
     message = str(info.value)
-    assert f"Function '{function}'" in message and "not supported" in message
+    assert f"Function '{function}' in" in message and "not supported" in message
     assert "not in the data" not in message
 
 

@@ -210,7 +210,7 @@ def test_report_includes_pairs():
     (lambda m: m.emmeans("recipe", at={"Diet": 1}), r"at: \['Diet'\] are not variables"),
     (lambda m: m.emmeans("recipe", weights="cell"), r"Unknown weights 'cell'"),
     (lambda m: m.emmeans("recipe", ddf="exact"), r"Unknown ddf 'exact'"),
-    (lambda m: m.emmeans("recipe", level=95), r"level must be a number between 0 and 1"),
+    (lambda m: m.emmeans("recipe", level=95), r"level must be between 0 and 1, not 95"),
     (lambda m: m.emmeans([]), r"name at least one variable"),
     (lambda m: m.emmeans("recipe").pairs(adjust="scheffe"), r"Unknown adjust 'scheffe'"),
     (lambda m: m.emmeans("recipe").pairs(adjust="mvt"), r"'mvt' \(multivariate t\) is not available"),

@@ -59,6 +59,8 @@ lob$Seed <- as.character(lob$Seed)
 lob$age <- as.integer(lob$age)  # integer column: formulaic would compute age XOR 2
 write_case("loblolly_power", "height ~ age + I(age^2) + (1 | Seed)", lob, reml = FALSE,
            note = "age is an integer column; ^ must be a power, not XOR")
+write_case("loblolly_power_slope", "height ~ age + I(age^2) + (age | Seed)", lob, reml = FALSE,
+           note = "the issue's exact case (loglik off by 75 with XOR)")
 
 ## ---- columns named like formulaic transforms and contrasts (CO2) ----------------
 co2 <- as.data.frame(CO2)
