@@ -18,9 +18,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import stats
 
 from ..errors import ModelSpecError
+from .distributions import studentized_range_ppf, studentized_range_sf, t_ppf, two_sided_p
 from .hypotheses import zapsmall
 
 ADJUSTMENTS = ("tukey", "holm", "bonferroni", "sidak", "BH", "none")
@@ -51,9 +51,7 @@ def effective(adjust: str, n_contrasts: int, pairwise: bool) -> str:
 
 
 def unadjusted_p(t: np.ndarray, df: np.ndarray) -> np.ndarray:
-    t, df = np.abs(np.asarray(t, float)), np.asarray(df, float)
-    finite = np.isfinite(df)
-    return np.where(finite, 2.0 * stats.t.sf(t, np.where(finite, df, 1.0)), 2.0 * stats.norm.sf(t))
+    return two_sided_p(t, df)
 
 
 def _p_adjust(p: np.ndarray, method: str, n: int) -> np.ndarray:
@@ -88,13 +86,13 @@ def tukey_sf(q: np.ndarray, k: int, df: np.ndarray) -> np.ndarray:
     out = np.full(q.shape, np.nan)
     for i in np.ndindex(q.shape):
         if np.isfinite(q[i]):
-            out[i] = float(stats.studentized_range.sf(q[i], k, df[i] if np.isfinite(df[i]) else np.inf))
+            out[i] = studentized_range_sf(q[i], k, df[i] if np.isfinite(df[i]) else np.inf)
     return np.clip(out, 0.0, 1.0)
 
 
 @functools.lru_cache(maxsize=4096)
 def _tukey_quantile_cached(level: float, k: int, df: float) -> float:
-    return float(stats.studentized_range.ppf(level, k, df))
+    return studentized_range_ppf(level, k, df)
 
 
 def _tukey_quantile(level: float, k: int, df: float) -> float:
@@ -128,12 +126,12 @@ def critical_values(df: np.ndarray, adjust: str, n_means: int, level: float) -> 
     n = df.size
     dfa = np.where(np.isfinite(df), df, np.inf)
     if adjust == "none":
-        return stats.t.ppf(1 - (1 - level) / 2, dfa)
+        return t_ppf(1 - (1 - level) / 2, dfa)
     if adjust == "sidak":
-        return stats.t.ppf(1 - (1 - level ** (1.0 / n)) / 2, dfa)
+        return t_ppf(1 - (1 - level ** (1.0 / n)) / 2, dfa)
     if adjust == "tukey":
         return np.array([_tukey_quantile(level, n_means, d) for d in dfa]) / np.sqrt(2.0)
-    return stats.t.ppf(1 - (1 - level) / n / 2, dfa)  # bonferroni (also for holm and BH)
+    return t_ppf(1 - (1 - level) / n / 2, dfa)  # bonferroni (also for holm and BH)
 
 
 def describe(adjust: str, n_contrasts: int, n_means: int) -> str | None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ..errors import ModelSpecError
 from . import emm_adjust
+from .distributions import t_ppf
 from .emm_grid import estimable
 from .tables import _t_row
 
@@ -44,7 +44,7 @@ def row_inference(fit, L: np.ndarray, basis: Basis, method: str):
 def confidence_limits(est, se, df, level: float, crit=None):
     if crit is None:
         dfa = np.where(np.isnan(df), np.nan, np.where(np.isfinite(df), df, np.inf))
-        crit = stats.t.ppf(1 - (1 - level) / 2, dfa)
+        crit = t_ppf(1 - (1 - level) / 2, dfa)
     return est - crit * se, est + crit * se
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import ConvergenceWarning, ModelSpecError
 from ._cache import cached
-from .distributions import chi2_sf, f_sf, norm_sf, t_sf
+from .distributions import chi2_sf, f_sf, two_sided_p
 from .hypotheses import type1_contrasts, type3_contrasts
 from .kenward_roger import kenward_roger_info, kr_f_test, kr_t_test
 from .satterthwaite import f_test as satt_f_test
@@ -72,12 +72,6 @@ def kenward_roger(fit):
             "(fit.refit(reml=True)) or use ddf='satterthwaite'."
         )
     return cached(fit, "kenward_roger", lambda: kenward_roger_info(fit.model, fit.estimates.theta, fit.sigma))
-
-
-def _two_sided_p(t: np.ndarray, df: np.ndarray) -> np.ndarray:
-    t, df = np.abs(np.asarray(t, float)), np.asarray(df, float)
-    finite = np.isfinite(df)
-    return np.where(finite, 2.0 * t_sf(t, np.where(finite, df, 1.0)), 2.0 * norm_sf(t))
 
 
 def _f_p(F: float, q: int, df: float) -> float:
@@ -156,7 +150,7 @@ def coef_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
     df = np.array([r[2] for r in rows], dtype=float)
     t = est / se
     out = pd.DataFrame({"estimate": est, "std_error": se, "df": df, "t_value": t,
-                        "p_value": _two_sided_p(t, df)}, index=pd.Index(names))
+                        "p_value": two_sided_p(t, df)}, index=pd.Index(names))
     out.attrs["ddf"] = DDF_LABELS[method]
     return out
 
@@ -211,7 +205,7 @@ def contrast(fit, L, ddf: str = "satterthwaite", joint: bool = False) -> pd.Data
         est, se, df = _t_row(fit, Lm[0], method)
         t = est / se
         out = pd.DataFrame({"estimate": [est], "std_error": [se], "df": [df], "t_value": [t],
-                            "p_value": _two_sided_p([t], [df])}, index=["contrast"])
+                            "p_value": two_sided_p([t], [df])}, index=["contrast"])
     else:
         F, q, df = _f_row(fit, Lm, method)
         out = pd.DataFrame({"num_df": [q], "den_df": [df], "f_value": [F], "p_value": [_f_p(F, q, df)]},
