@@ -37,6 +37,7 @@ import pandas as pd
 import scipy.optimize as so
 
 from ..objective.deviance import LOG2PI, factorize
+from ..progress import Progress, first_use
 from ..results.estimates import point_estimates
 from ..results.varcorr import parameter_names, sdcor_vector, varcorr_table
 from ._cache import cached, ml_refit
@@ -377,9 +378,12 @@ def profile_confint(fit, level: float = 0.95, parm=None) -> pd.DataFrame:
     setup = profile_setup(fit)
     z = norm_ppf(0.5 + level / 2.0)
     rows = {}
-    for k in _selected(setup, parm):
-        prof = _profiler(setup, k)
-        rows[setup.names[k]] = (_find_end(prof, -z), _find_end(prof, z))
+    selected = _selected(setup, parm)
+    with Progress(len(selected), "profile", "parameter", compiling=first_use(("profile", fit.model.dims))) as bar:
+        for k in selected:
+            prof = _profiler(setup, k)
+            rows[setup.names[k]] = (_find_end(prof, -z), _find_end(prof, z))
+            bar.update(1)
     out = pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
     out.attrs["method"] = "profile (ML deviance" + (", REML fit refitted by ML)" if fit.reml else ")")
     out.attrs["level"] = level

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..objective.deviance import LOG2PI, factorize
 from ..program_cache import cached_jit
+from ..progress import Progress, first_use
 
 jax.config.update("jax_enable_x64", True)
 
@@ -126,7 +127,8 @@ def satterthwaite_info(model, theta: np.ndarray, sigma: float) -> SatterthwaiteI
     evaluation of the objective.
     """
     varpar = np.append(np.asarray(theta, float), float(sigma))
-    H, C, J = (np.asarray(a) for a in pieces_function(model.arrays)(varpar, model.arrays, model.dims))
+    with Progress(desc="Satterthwaite df", unit="s", compiling=first_use(("satterthwaite", model.dims))):
+        H, C, J = (np.asarray(a) for a in pieces_function(model.arrays)(varpar, model.arrays, model.dims))
     H = 0.5 * (H + H.T)
     evals, evecs = np.linalg.eigh(H)
     notes = []
