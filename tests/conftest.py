@@ -28,4 +28,4 @@ if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
     set_hypothesis_home_dir(_hypothesis_home)
     atexit.register(shutil.rmtree, _hypothesis_home, ignore_errors=True)
 settings.register_profile("lmmjax", database=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "lmmjax"))
+settings.load_profile("lmmjax")  # pytest's --hypothesis-profile / --hypothesis-seed still apply
