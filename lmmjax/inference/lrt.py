@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
+from ..validate import check_bool
 from ._cache import ml_refit
 from .distributions import chi2_sf
 
@@ -101,6 +102,7 @@ def anova_models(*fits, names=None, refit: bool = True) -> pd.DataFrame:
     >>> round(float(lmm.anova(m0, m1).loc["m1", "chisq"]), 2)
     42.14
     """
+    refit = check_bool(refit, "refit")
     if len(fits) < 2:
         raise ModelSpecError("anova() of models needs at least two fits; for F tests of one fit use fit.anova().")
     names = list(names) if names is not None else [f"m{i}" for i in range(len(fits))]

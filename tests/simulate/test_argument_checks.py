@@ -104,3 +104,10 @@ def test_refit_accepts_a_column_vector(sleep_fit):
     y = sleep_fit.simulate(1, seed=4)[0]
     a, b = sleep_fit.refit(y=y), sleep_fit.refit(y=y[:, None])
     assert a.loglik == b.loglik
+
+
+@pytest.mark.parametrize("refit", ["False", None, 0])
+def test_anova_refit_must_be_a_bool(sleep_data, sleep_fit, refit):
+    m0 = lmm.lmer("Reaction ~ Days + (1 | Subject)", sleep_data)
+    with pytest.raises(lmm.ModelSpecError, match=r"^refit must be True or False"):
+        lmm.anova(m0, sleep_fit, refit=refit)
