@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
-from ..text import plain
+from ..validate import check_fraction
 from ..results.varcorr import parameter_names
 from .distributions import norm_ppf
 from .profiling import profile_confint
@@ -58,8 +58,7 @@ def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.Data
     >>> round(ci.loc["sigma", "lower"], 2)  # doctest: +SKIP
     22.9
     """
-    if not 0.0 < level < 1.0:
-        raise ModelSpecError(f"level must be between 0 and 1, got {plain(level)}.")
+    level = check_fraction(level, "level")
     m = str(method).lower()
     if m == "wald":
         return wald_confint(fit, level)

@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ModelSpecError
-from ..validate import check_bool, check_count, check_optional_count, check_seed
+from ..validate import check_bool, check_count, check_fraction, check_optional_count, check_seed
 from .batched import fit_simulated
 from .draw import parameters_from_fit
 from .tables import estimates_frame, sdcor_names
@@ -104,8 +104,7 @@ class BootstrapResult:
         >>> boot = fit.bootstrap(2000, seed=1)  # doctest: +SKIP
         >>> boot.ci(method="basic")  # doctest: +SKIP
         """
-        if not 0 < level < 1:
-            raise ModelSpecError(f"level must be between 0 and 1, got {level}.")
+        level = check_fraction(level, "level")
         if method not in CI_METHODS:
             raise ModelSpecError(f"Unknown bootstrap interval method {method!r}; use one of {CI_METHODS}.")
         rows = self.replicates

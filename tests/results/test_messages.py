@@ -50,7 +50,7 @@ def test_constant_response_names_the_value_plainly(sleep):
 @pytest.mark.parametrize("call, words", [
     (lambda fit: lmm.power(fit, test="Days", nsim=10, alpha=np.float64(1.5), progress=False),
      "alpha must be between 0 and 1, not 1.5."),
-    (lambda fit: fit.confint(level=np.float64(95.0)), "level must be between 0 and 1, got 95."),
+    (lambda fit: fit.confint(level=np.float64(95.0)), "level must be between 0 and 1, not 95."),
 ])
 def test_argument_errors_write_numbers_plainly(sleep, call, words):
     with warnings.catch_warnings():

@@ -111,3 +111,11 @@ def test_anova_refit_must_be_a_bool(sleep_data, sleep_fit, refit):
     m0 = lmm.lmer("Reaction ~ Days + (1 | Subject)", sleep_data)
     with pytest.raises(lmm.ModelSpecError, match=r"^refit must be True or False"):
         lmm.anova(m0, sleep_fit, refit=refit)
+
+
+@pytest.mark.parametrize("level, shown", [("0.95", "the string '0.95'"), (95, "95"), (None, "None")])
+def test_interval_levels(sleep_fit, sleep_boot, level, shown):
+    with pytest.raises(lmm.ModelSpecError, match=rf"^level must be between 0 and 1, not {shown}\.$"):
+        sleep_fit.confint(level=level)
+    with pytest.raises(lmm.ModelSpecError, match=rf"^level must be between 0 and 1, not {shown}\.$"):
+        sleep_boot.ci(level=level)
