@@ -129,6 +129,10 @@ class CachedJit:
                 return None
         return jax.jit(exported.call, compiler_options=self.compiler_options or None)
 
+    def _cache_size(self) -> int:
+        """Programs held in this process (stored ones and plain-jit compilations), as ``jax.jit``'s."""
+        return len([p for p in self._programs.values() if p is not self.jitted]) + self.jitted._cache_size()
+
     def __call__(self, *args):
         cache = compilation_cache_dir()
         if cache is None:

@@ -59,7 +59,9 @@ def test_static_values_shapes_and_sources_each_make_their_own_program(cache, mon
     f(x, y, Opts(3.0, "a"))
     assert float(f(x, y, Opts(3.0, "a"))["z"][0]) == pytest.approx(3 * 3 * np.sin(1.0))
     f(np.ones((4, 3)), y, Opts(2.0, "a"))
-    assert len(stored(cache)) == 3
+    assert len(stored(cache)) == 3 and f._cache_size() == 3
+    f(np.ones((4, 3)), y, Opts(2.0, "a"))
+    assert f._cache_size() == 3
     program_cache.source_hash.cache_clear()
     monkeypatch.setattr(program_cache, "source_hash", lambda: "edited sources")
     cached_jit(affine, static_argnums=2)(x, y, Opts(2.0, "a"))
