@@ -16,6 +16,7 @@ from ..errors import DataWarning, FewLevelsWarning, ModelSpecError
 from ..text import plain
 from .bars import ParsedFormula, RandomTerm, parse_formula, plain_message
 from .levels import column_levels
+from .rfunctions import ALL_ROWS_CONTEXT, ALL_ROWS_STATE_KEYS
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,37 @@ def _is_boolean(col: pd.Series) -> bool:
     return pd.api.types.is_bool_dtype(col)
 
 
-def _response(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray:
+def _all_rows_state(expr: str, everything: pd.DataFrame | None) -> dict:
+    """State of the scale/center/poly transforms in ``expr`` computed on all rows of the data.
+
+    R evaluates ``scale(x)``, ``poly(x, 2)`` ... on the whole data before it
+    drops incomplete rows (``scale`` ignoring missing values of ``x``), so a
+    row dropped for a missing response still counts in the mean and SD. Empty
+    when nothing was dropped, there is no such transform, or the expression
+    cannot be evaluated on all rows (then the rows used give the state).
+    """
+    if everything is None:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mm = formulaic.model_matrix(expr, everything, na_action="ignore", context=ALL_ROWS_CONTEXT)
+    except Exception:
+        return {}
+    return {k: v for k, v in mm.model_spec.transform_state.items()
+            if isinstance(v, dict) and set(v) in ALL_ROWS_STATE_KEYS}
+
+
+def _model_matrix(expr: str, frame: pd.DataFrame, everything: pd.DataFrame | None = None):
+    """formulaic's model matrix of ``expr`` on ``frame``, transforms as R (see :func:`_all_rows_state`)."""
+    state = _all_rows_state(expr, everything)
+    if not state:
+        return formulaic.model_matrix(expr, frame, na_action="ignore")
+    spec = formulaic.ModelSpec(formula=formulaic.Formula(expr), na_action="ignore", transform_state=state)
+    return spec.get_model_matrix(frame)
+
+
+def _response(parsed: ParsedFormula, frame: pd.DataFrame, everything=None) -> np.ndarray:
     name = parsed.response
     if name in frame.columns:
         col = frame[name]
@@ -140,7 +171,10 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame) -> np.ndarray:
                 f"Response {name!r} must be numeric, but its type is {col.dtype}."
             )
     try:
-        y = formulaic.model_matrix(f"{name} ~ 1", frame, na_action="ignore").lhs
+        if _all_rows_state(f"0 + {name}", everything):
+            y = _model_matrix(f"0 + {name}", frame, everything)
+        else:
+            y = formulaic.model_matrix(f"{name} ~ 1", frame, na_action="ignore").lhs
     except Exception as exc:  # formulaic raises many types for bad expressions
         raise ModelSpecError(f"Cannot evaluate the response {name!r}: {plain_message(exc)}") from None
     y = np.asarray(y, dtype=float)
@@ -194,9 +228,9 @@ def rank_deficiency_message(X: np.ndarray, names: list, dropped: list) -> str:
     return ("Fixed-effects model matrix is rank deficient: dropped column(s) " + "; ".join(reasons) + ".")
 
 
-def _fixed_matrix(parsed: ParsedFormula, frame: pd.DataFrame):
+def _fixed_matrix(parsed: ParsedFormula, frame: pd.DataFrame, everything=None):
     try:
-        mm = formulaic.model_matrix(parsed.fixed, frame, na_action="ignore")
+        mm = _model_matrix(parsed.fixed, frame, everything)
     except Exception as exc:
         raise ModelSpecError(
             f"Cannot build the fixed effects of {parsed.text!r}: {plain_message(exc)}") from None
@@ -245,9 +279,9 @@ def group_codes(frame: pd.DataFrame, factors: tuple):
     return codes.astype(np.int32), labels
 
 
-def _term_matrix(term: RandomTerm, frame: pd.DataFrame) -> TermMatrix:
+def _term_matrix(term: RandomTerm, frame: pd.DataFrame, everything=None) -> TermMatrix:
     try:
-        mm = formulaic.model_matrix(term.expr, frame, na_action="ignore")
+        mm = _model_matrix(term.expr, frame, everything)
     except Exception as exc:
         raise ModelSpecError(f"Cannot build random-effect term {term.source!r}: {plain_message(exc)}") from None
     Z = np.asarray(mm, dtype=float)
@@ -323,12 +357,13 @@ def build_model_frame(formula: str, data: pd.DataFrame) -> ModelFrame:
     parsed = parse_formula(formula, columns=[c for c in data.columns if isinstance(c, str)])
     columns = sorted(parsed.variables)
     frame, positions = _drop_missing(data, columns)
-    y = _response(parsed, frame)
-    X, names, dropped, spec = _fixed_matrix(parsed, frame)
+    everything = data[columns] if len(frame) < len(data) else None  # for transforms, as R
+    y = _response(parsed, frame, everything)
+    X, names, dropped, spec = _fixed_matrix(parsed, frame, everything)
     n = len(y)
     if X.shape[1] >= n:
         raise ModelSpecError(f"{X.shape[1]} fixed-effect columns for only {n} observations.")
-    terms = tuple(_term_matrix(t, frame) for t in parsed.random)
+    terms = tuple(_term_matrix(t, frame, everything) for t in parsed.random)
     for tm in terms:
         _check_term(tm, n)
     return ModelFrame(

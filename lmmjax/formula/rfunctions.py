@@ -15,6 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 from formulaic.transforms import TRANSFORMS
+from formulaic.transforms.scale import scale as formulaic_scale
+from formulaic.utils.stateful_transforms import stateful_transform
 
 
 def _values(x):
@@ -112,3 +114,39 @@ def known_value(name: str) -> bool:
 
 
 register()
+
+
+# ---- R's transforms of variables with missing values ----------------------------------
+# R evaluates scale(x) on all rows before dropping incomplete ones, ignoring missing
+# values of x itself (na.rm). These versions compute that state; formulaic's own
+# scale/center then apply it (same state keys) to the rows the model uses.
+@stateful_transform
+def scale_ignoring_missing(data, center=True, scale=True, ddof=1, _state={}):  # noqa: B006 - stateful
+    """formulaic's ``scale`` with its mean and SD over the non-missing values, as R's ``scale``."""
+    x = np.asarray(data, dtype=float)
+    _state.setdefault("ddof", ddof)
+    if "center" not in _state:
+        if isinstance(center, bool):
+            _state["center"] = np.nanmean(x, axis=0) if center else None
+        else:
+            _state["center"] = np.array(center)
+    if "scale" not in _state:
+        if isinstance(scale, bool) and scale:
+            xc = x - (_state["center"] if _state["center"] is not None else 0.0)
+            count = np.sum(~np.isnan(xc), axis=0)
+            _state["scale"] = np.sqrt(np.nansum(xc ** 2, axis=0) / (count - _state["ddof"]))
+        else:
+            _state["scale"] = None if isinstance(scale, bool) else np.array(scale)
+    return formulaic_scale(data, center, scale, ddof, _state=_state)
+
+
+@stateful_transform
+def center_ignoring_missing(data, _state={}):  # noqa: B006 - stateful
+    """formulaic's ``center`` with the mean over the non-missing values."""
+    return scale_ignoring_missing(data, scale=False, _state=_state)
+
+
+# Evaluation context for computing transform states on all rows (see model_frame).
+ALL_ROWS_CONTEXT = {"scale": scale_ignoring_missing, "center": center_ignoring_missing}
+# State entries of these transforms (and only these) are taken from the all-rows pass.
+ALL_ROWS_STATE_KEYS = ({"ddof", "center", "scale"}, {"alpha", "norms2"})

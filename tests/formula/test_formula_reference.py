@@ -14,8 +14,14 @@ import lmmjax as lmm
 from tests.reference_data import fixture_ids, load_fixture
 
 
+def _is_float_column(values: list) -> bool:
+    """R doubles (JSON numbers, null for NA) with a fraction or a missing value."""
+    numeric = all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)
+    return numeric and any(v is None or isinstance(v, float) for v in values)
+
+
 def fixture_frame(columns: dict) -> pd.DataFrame:
-    return pd.DataFrame({k: (np.asarray(v, dtype=float) if isinstance(v[0], float) else v)
+    return pd.DataFrame({k: (np.asarray(v, dtype=float) if _is_float_column(v) else v)
                          for k, v in columns.items()})
 
 
@@ -38,6 +44,19 @@ def test_fit_matches_lme4(case):
     np.testing.assert_allclose(fit.fixef.to_numpy(), ref["fixef"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(fit.theta, ref["theta"], rtol=1e-4, atol=1e-5)
     assert fit.sigma == pytest.approx(ref["sigma"], rel=1e-5)
+
+
+@pytest.mark.parametrize("case", ["sleep_scale_missing", "sleep_poly_missing"])
+def test_transforms_use_every_row_as_r(case):
+    """The rows dropped for a missing response still count in scale()'s mean and SD and in
+    poly()'s coefficients, as R evaluates them before dropping incomplete rows."""
+    ref = load_fixture("formula", case)
+    fit, data = fit_case(ref)
+    assert fit.nobs < len(data)
+    np.testing.assert_allclose(fit.fixef.to_numpy(), ref["fixef"], rtol=1e-5)
+    complete = data.dropna()
+    refit_on_complete, _ = fit_case({**ref, "data": {k: complete[k].tolist() for k in complete}})
+    assert not np.allclose(refit_on_complete.fixef.to_numpy(), ref["fixef"], rtol=1e-5)
 
 
 def test_integer_power_is_not_xor():

@@ -93,3 +93,14 @@ write_case("sleep_as_numeric", "Reaction ~ as.numeric(factor(period, levels = c(
 
 ## ---- offset() -------------------------------------------------------------------------
 write_case("sleep_offset", "Reaction ~ Days + offset(2 * Days) + (1 | Subject)", sleep)
+
+## ---- transforms see all rows, as R's model.frame evaluates them before na.omit ----------
+sleep_na <- sleep
+sleep_na$Reaction[c(1, 18, 34, 101, 150)] <- NA
+sleep_na$Days[c(60, 61)] <- NA
+write_case("sleep_scale_missing", "Reaction ~ scale(Days) + (scale(Days) | Subject)", sleep_na,
+           note = "scale() uses every non-missing Days, also in rows dropped for a missing Reaction")
+sleep_na2 <- sleep
+sleep_na2$Reaction[c(1, 18, 34, 101, 150)] <- NA
+write_case("sleep_poly_missing", "Reaction ~ poly(Days, 2) + (1 | Subject)", sleep_na2,
+           note = "poly() coefficients from all 180 rows (R's poly refuses missing x)")
