@@ -10,7 +10,7 @@ from . import config
 
 config.configure()  # float64 and the persistent compilation cache, before anything compiles
 
-from . import datasets  # noqa: E402
+from . import datasets, methods  # noqa: E402,F401  (methods: attaches fit.summary() etc.)
 from .errors import (  # noqa: E402
     ConvergenceWarning,
     DataWarning,
@@ -18,10 +18,20 @@ from .errors import (  # noqa: E402
     ModelSpecError,
     SingularFitWarning,
 )
+from .lazy import lazy_module  # noqa: E402
 from .lmer import lmer  # noqa: E402
 from .results.fit import LmerFit  # noqa: E402
-
 from .version import __version__  # noqa: E402
+
+# What a fit and its summary do not need loads on first use (see lmmjax.lazy).
+_LAZY_MODULES = {
+    "inference": lazy_module("lmmjax.inference"),
+    "simulate": lazy_module("lmmjax.simulate"),
+    "diagnostics": lazy_module("lmmjax.diagnostics"),
+    "powersim": lazy_module("lmmjax.powersim"),
+    "plot": lazy_module("lmmjax.diagnostics.plots"),
+}
+_LAZY_FUNCTIONS = {"power": "powersim", "power_curve": "powersim"}
 
 
 def anova(*fits, **kwargs):
@@ -31,21 +41,15 @@ def anova(*fits, **kwargs):
     --------
     >>> lmm.anova(fit0, fit1)  # doctest: +SKIP
     """
-    from .inference import anova_models
-
-    return anova_models(*fits, **kwargs)
+    return _LAZY_MODULES["inference"].anova_models(*fits, **kwargs)
 
 
 def __getattr__(name):
-    # Submodules with heavier imports load on first use.
-    if name in ("plot", "diagnostics", "inference", "simulate", "powersim"):
-        import importlib
-
-        return importlib.import_module(f".{name}", __name__)
-    if name in ("power", "power_curve"):
-        from . import powersim
-
-        return getattr(powersim, name)
+    """``lmm.inference``, ``lmm.plot``, ``lmm.power``...: loaded on first use (PEP 562)."""
+    if name in _LAZY_MODULES:
+        return _LAZY_MODULES[name].load()
+    if name in _LAZY_FUNCTIONS:
+        return getattr(_LAZY_MODULES[_LAZY_FUNCTIONS[name]], name)
     raise AttributeError(f"module 'lmmjax' has no attribute {name!r}")
 
 

@@ -23,6 +23,16 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import config
+from .errors import ModelSpecError
+from .lazy import lazy_module
+from .lmer import lmer
+from .methods import bootstrap, summary
+
+# loaded only by the command that needs them (``warmup`` does not draw plots)
+diagnostics = lazy_module("lmmjax.diagnostics")
+warmup_module = lazy_module("lmmjax.warmup")
+
 PLOTS = ("diagnostics", "residuals_fitted", "qq", "scale_location", "ranef_qq", "ranef_density",
          "caterpillar", "cooks_distance")
 
@@ -69,11 +79,9 @@ def _write_plots(fit, out: Path, infl=None) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import plot
-
     written = []
     for name in PLOTS:
-        fn = getattr(plot, name)
+        fn = getattr(diagnostics.plots, name)
         try:
             fig = fn(infl) if (name == "cooks_distance" and infl is not None) else fn(fit)
         except Exception as exc:  # one failing plot should not lose the others
@@ -142,61 +150,51 @@ def run_fit(args) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import lmmjax as lmm
-    from lmmjax.diagnostics import check, influence, report
-
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fit = lmm.lmer(args.formula, data, reml=not args.ml)
-    except lmm.ModelSpecError as exc:
+            fit = lmer(args.formula, data, reml=not args.ml)
+    except ModelSpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for w in caught:
         print(f"{w.category.__name__}: {w.message}", file=sys.stderr)
-    print(fit.summary())
+    print(summary(fit))
     print("\n== Red flags ==")
-    print(check(fit))
+    print(diagnostics.check(fit))
     boot = None
     if args.bootstrap > 0:
-        try:
-            boot = fit.bootstrap(args.bootstrap, seed=args.seed)
-        except ImportError:
-            print("\n(bootstrap not available in this installation: lmmjax.simulate is missing)")
-        else:
-            print(f"\n== Parametric bootstrap: {args.bootstrap} replicates, seed {args.seed} ==")
-            print(boot.ci().round(4).to_string())
+        boot = bootstrap(fit, args.bootstrap, seed=args.seed)
+        print(f"\n== Parametric bootstrap: {args.bootstrap} replicates, seed {args.seed} ==")
+        print(boot.ci().round(4).to_string())
     print("\n== Report ==")
-    text = report(fit, format=args.format, bootstrap=boot)
+    text = diagnostics.report(fit, format=args.format, bootstrap=boot)
     print(text)
     markdown = text if args.format == "markdown" else None
     if out is not None:
-        infl = influence(fit)
+        infl = diagnostics.influence(fit)
         written = _write_plots(fit, out, infl)
         if markdown is None:
-            markdown = report(fit, format="markdown", bootstrap=boot)
+            markdown = diagnostics.report(fit, format="markdown", bootstrap=boot)
         (out / "report.md").write_text(markdown + "\n")
         print(f"\nWrote {len(written)} plots and report.md to {out}/")
     return 0
 
 
 def run_warmup(args) -> int:
-    import lmmjax as lmm
-    from lmmjax.warmup import stamp_name, warmup
-
-    cache = lmm.config.compilation_cache_dir()
+    cache = config.compilation_cache_dir()
     if cache is None:
         print("warning: the persistent compilation cache is off (LMMJAX_NO_COMPILATION_CACHE or "
               "LMMJAX_COMPILATION_CACHE=0): the warmup helps this process only.", file=sys.stderr)
-    elif args.if_cold and (cache / stamp_name()).exists():
+    elif args.if_cold and (cache / warmup_module.stamp_name()).exists():
         if not args.quiet:
             print(f"The compilation cache in {cache} is already warm.")
         return 0
     elif not args.quiet:
         print(f"Compiling the common small-model programs into {cache} (once per machine)...")
-    steps = warmup(power=args.power, verbose=not args.quiet)
+    steps = warmup_module.warmup(power=args.power, verbose=not args.quiet)
     if cache is not None:
-        (cache / stamp_name()).touch()
+        (cache / warmup_module.stamp_name()).touch()
     if not args.quiet:
         print(f"Done: {len(steps)} steps in {sum(s.seconds for s in steps):.1f} s.")
     return 0

@@ -1,4 +1,4 @@
-"""``lmer``: fit a linear mixed model from an lme4 formula."""
+"""``lmer``: fit a linear mixed model from an lme4 formula; ``refit``: the same design again."""
 from __future__ import annotations
 
 import warnings
@@ -9,11 +9,12 @@ import pandas as pd
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from .fitting.optimize import minimize_deviance
 from .fitting.start import choose_start
+from .memo import cached
 from .model import Model, build_model
 from .progress import Progress, first_use
 from .results.estimates import point_estimates
 from .results.fit import LmerFit
-from .validate import check_bool
+from .validate import check_bool, check_optional_bool, check_response
 
 
 def _singular_message(fit: LmerFit) -> str:
@@ -104,3 +105,42 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True) -> LmerFit:
             "supported yet; subtract it from the response instead.")
     with Progress(desc="lmer", unit="s", compiling=first_use(("lmer", model.dims))):
         return fit_model(model, formula)
+
+
+def refit(fit: LmerFit, y=None, reml: bool | None = None) -> LmerFit:
+    """Fit the same design again with a new response and/or method (lme4's ``refit``).
+
+    The fit is immutable: this returns a new :class:`LmerFit`, started from
+    the old θ̂, without the convergence and singular-fit warnings.
+
+    Parameters
+    ----------
+    fit : LmerFit
+    y : array-like, optional
+        A new response: one finite value per observation the fit used
+        (``fit.nobs``), not all equal.
+    reml : bool, optional
+        Refit by REML (True) or maximum likelihood (False); None keeps the fit's method.
+
+    Examples
+    --------
+    >>> ml = lmm.lmer("Reaction ~ Days + (Days | Subject)", df).refit(reml=False)  # doctest: +SKIP
+    """
+    reml = check_optional_bool(reml, "reml")
+    model = fit.model
+    if reml is not None and reml != model.reml:
+        model = model.with_reml(reml)
+    if y is not None:
+        model = model.with_response(check_response(y, fit.nobs, "y"))
+    return fit_model(model, fit.formula, theta0=fit.estimates.theta, warn=False)
+
+
+def ml_fit(fit: LmerFit) -> LmerFit:
+    """The fit itself when fitted by ML, else its ML refit (computed once per fit).
+
+    Likelihood-ratio tests and likelihood profiles compare ML likelihoods,
+    as lme4 does, also for REML fits.
+    """
+    if not fit.reml:
+        return fit
+    return cached(fit, "ml_fit", lambda: refit(fit, reml=False))

@@ -4,7 +4,7 @@
   what to do); ``fit.check()``;
 - :func:`report` — the methods-and-results paragraph; ``fit.report()``;
 - :func:`plot_diagnostics` — the standard panel of plots; ``fit.plot_diagnostics()``
-  (the single plots are in :mod:`lmmjax.plot`);
+  (the single plots are in :mod:`lmmjax.diagnostics.plots`, also ``lmm.plot``);
 - :func:`residuals`, :func:`leverage` — residuals of each kind (response,
   Pearson, studentized; conditional and marginal) and hat values;
 - :func:`influence`, :func:`cooks_distance` — group- and observation-level
@@ -19,29 +19,17 @@ Examples
 >>> fit.check()
 FlagList([], notes=[])
 """
+from . import plots
 from .compare import compare, format_comparison
 from .flags import FlagList, RedFlag, check
 from .influence import Influence, cooks_distance, influence
 from .information import variance_component_uncertainty
+from .plots import diagnostics as plot_diagnostics
 from .report import report, variance_intervals
 from .residuals import leverage, marginal_variance, residuals
-
-
-def plot_diagnostics(fit, **kwargs):
-    """The standard panel of diagnostic plots (see :func:`lmmjax.plot.diagnostics`).
-
-    Examples
-    --------
-    >>> fig = fit.plot_diagnostics()  # doctest: +SKIP
-    >>> fig.savefig("diagnostics.png")  # doctest: +SKIP
-    """
-    from ..plot import diagnostics
-
-    return diagnostics(fit, **kwargs)
-
 
 __all__ = [
     "check", "report", "plot_diagnostics", "RedFlag", "FlagList", "residuals", "leverage",
     "marginal_variance", "influence", "cooks_distance", "Influence", "compare", "format_comparison",
-    "variance_component_uncertainty", "variance_intervals",
+    "variance_component_uncertainty", "variance_intervals", "plots",
 ]

@@ -3,21 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import ModelSpecError
+from ..inference import anova_models
+from ..lmer import ml_fit
 from .report import fmt_num, fmt_p, md_row
-
-
-def _lrt_fallback(fits: list) -> pd.DataFrame:
-    """χ² of each model against the previous one (when lmm.anova is unavailable)."""
-    llk = np.array([f.loglik for f in fits])
-    npar = np.array([f.n_params for f in fits])
-    chisq = np.concatenate([[np.nan], 2.0 * np.maximum(0.0, np.diff(llk))])
-    df = np.concatenate([[np.nan], np.diff(npar).astype(float)])
-    with np.errstate(invalid="ignore"):
-        p = np.where(df > 0, stats.chi2.sf(chisq, np.where(df > 0, df, 1)), np.nan)
-    return pd.DataFrame({"chisq": chisq, "df": df, "p_value": p})
 
 
 def compare(*fits, names=None, refit: bool = True) -> pd.DataFrame:
@@ -59,7 +49,7 @@ def compare(*fits, names=None, refit: bool = True) -> pd.DataFrame:
     formulas = dict(zip(names, [f.formula for f in fits]))
     if refit and any(f.reml for f in fits):
         notes.append("REML fits were refitted by ML for the comparison.")
-        ml = [f.refit(reml=False) if f.reml else f for f in fits]
+        ml = [ml_fit(f) for f in fits]
     else:
         ml = list(fits)
     order = np.argsort([f.n_params for f in ml], kind="stable")
@@ -78,14 +68,9 @@ def compare(*fits, names=None, refit: bool = True) -> pd.DataFrame:
     table["aic_weight"] = w / w.sum()
     lrt = None
     try:
-        from ..inference import anova_models
-
         lrt = anova_models(*ml, names=names, refit=False)
         notes += list(lrt.attrs.get("notes", []))
         lrt = lrt.reindex(names)[["chisq", "df", "p_value"]]
-    except ImportError:
-        lrt = _lrt_fallback(ml).set_axis(names)
-        notes.append("Likelihood-ratio tests assume the models are nested (not checked).")
     except ModelSpecError as exc:
         lrt = pd.DataFrame(np.nan, index=names, columns=["chisq", "df", "p_value"])
         notes.append(f"No likelihood-ratio tests: {exc}")

@@ -34,14 +34,18 @@ code                        rule
 """
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 
+import formulaic
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..formula.model_frame import rank_deficiency_message
+from ..results.varcorr import term_covariances
+from .information import curvature, variance_component_uncertainty
 
 SEVERITIES = ("warning", "note")
 
@@ -109,8 +113,6 @@ class FlagList(list):
         return f"FlagList({list(self)!r}, notes={self.notes!r})"
 
     def _repr_html_(self) -> str:
-        import html
-
         if not self and not self.notes:
             return "<p>No red flags.</p>"
         items = []
@@ -135,8 +137,6 @@ def _fmt(x: float) -> str:
 
 
 def _term_covariances(fit):
-    from ..results.varcorr import term_covariances
-
     return term_covariances(fit.model, fit.theta, fit.sigma)
 
 
@@ -241,8 +241,6 @@ def few_levels(fit) -> tuple:
 
 
 def imprecise_variance(fit, skip_groups=()) -> list:
-    from .information import variance_component_uncertainty
-
     try:
         unc = variance_component_uncertainty(fit)
     except Exception:  # curvature unavailable: other flags cover the fit
@@ -267,8 +265,6 @@ def imprecise_variance(fit, skip_groups=()) -> list:
 
 
 def convergence(fit) -> list:
-    from .information import curvature
-
     out = []
     if not fit.converged:
         out.append(RedFlag(

@@ -47,6 +47,7 @@ import pandas as pd
 from ..errors import ModelSpecError
 from ..results.varcorr import sdcor_vector
 from .deletion import DeletionArrays, estimates_from_arrays, fixed_rank_ok, refit_batched, refit_sequential
+from .residuals import conditional_ls
 
 METHODS = ("auto", "exact", "approximate")
 BATCH_MIN = 48  # from this many exact refits on, fit them batched
@@ -298,9 +299,7 @@ def _exact(fit, level, group, labels, row_sets, note, batched) -> Influence:
 
 
 def _approximate(fit, level, group, labels, row_sets, note) -> Influence:
-    from .residuals import _conditional_ls
-
-    ls = _conditional_ls(fit)
+    ls = conditional_ls(fit)
     model = fit.model
     p = model.dims.p
     n = model.dims.n

@@ -32,7 +32,7 @@ from scipy import stats
 
 from ..objective.deviance import LOG2PI, factorize_jit, value_and_grad_jit
 from ..results.varcorr import sdcor_vector
-from ._cache import per_fit
+from ..memo import memoized
 
 BOUNDARY_TOL = 1e-4  # as lme4's isSingular
 
@@ -136,7 +136,7 @@ def _fd_derivatives(f, x: np.ndarray, steps: np.ndarray):
     return f0, grad, hess
 
 
-@per_fit
+@memoized
 def curvature(fit) -> Curvature:
     """Gradient and Hessians of the fit's criterion at θ̂ (see module doc).
 

@@ -22,12 +22,11 @@ the random effects), ``S = X'X − X'W A⁻¹ W'X = X̃'X`` (``cov(β̂) = σ² 
 """
 from __future__ import annotations
 
-from functools import cached_property
-
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from ..memo import memoized
 from ..results.estimates import _a21, lambda2_sparse, t_matrix
 
 
@@ -102,7 +101,8 @@ class ConditionalLS:
             out = out + np.asarray(self.W2 @ s2)
         return out
 
-    @cached_property
+    @property
+    @memoized
     def X_adjusted(self) -> np.ndarray:
         """X̃ = X − W A⁻¹ W'X: the fixed-effects columns adjusted for the random effects."""
         if self.p == 0:
@@ -110,7 +110,8 @@ class ConditionalLS:
         return self.X - self._smooth(self.X)
 
     # ---- leverage ---------------------------------------------------------------
-    @cached_property
+    @property
+    @memoized
     def leverage_random(self) -> np.ndarray:
         """w_iᵀ A⁻¹ w_i: the random-effects part of the leverage."""
         h = np.einsum("ia,ia->i", self.w1, self.u1)
@@ -118,13 +119,15 @@ class ConditionalLS:
             h = h + self._row_quadratic(self.R, self.S22inv)
         return h
 
-    @cached_property
+    @property
+    @memoized
     def leverage_fixed(self) -> np.ndarray:
         """x̃_iᵀ S⁻¹ x̃_i: the fixed-effects part of the leverage."""
         Xt = self.X_adjusted
         return np.einsum("ia,ab,ib->i", Xt, self.Sinv, Xt)
 
-    @cached_property
+    @property
+    @memoized
     def leverage(self) -> np.ndarray:
         """Diagonal of the conditional hat matrix (lme4's ``hatvalues``)."""
         return self.leverage_random + self.leverage_fixed
@@ -155,7 +158,8 @@ class ConditionalLS:
         Xt = self.X_adjusted[rows]
         return H + Xt @ self.Sinv @ Xt.T
 
-    @cached_property
+    @property
+    @memoized
     def _residuals(self) -> np.ndarray:
         return self.fit.residuals()
 

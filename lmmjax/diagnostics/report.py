@@ -3,7 +3,7 @@
 :func:`report` describes the model (fixed part; each grouping factor, why it
 is random, how it relates to the others and the covariance structure of its
 effects), the estimation method and software, the fixed effects with 95 %
-intervals (and df and p-values from :mod:`lmmjax.inference` when available),
+intervals (with Satterthwaite df and p-values from :mod:`lmmjax.inference`),
 the variance components with their uncertainty, the numbers of observations
 and groups, and the red flags of :func:`lmmjax.diagnostics.check`.
 """
@@ -12,12 +12,17 @@ from __future__ import annotations
 import re
 import textwrap
 
+import jax
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..errors import ModelSpecError
+from ..inference import coef_table, confint
 from ..inference.tables import DDF_LABELS
+from ..version import __version__
+from .flags import check
+from .information import variance_component_uncertainty
 
 PAIR_ADJUST_LABELS = {"tukey": "Tukey", "holm": "Holm", "bonferroni": "Bonferroni", "sidak": "Šidák",
                       "BH": "Benjamini-Hochberg"}
@@ -188,18 +193,10 @@ def _describe_random(fit) -> str:
     return text
 
 
-# ---- inference pieces, with graceful fallbacks ----------------------------------------------------
+# ---- inference pieces ------------------------------------------------------------------------------
 def _coef_table(fit):
-    """(table with estimate, std_error[, df, t_value, p_value], description of the df)."""
-    try:
-        ct = fit.coef_table()
-        if "df" in ct.columns:
-            return ct, "t tests with Satterthwaite's approximation to the degrees of freedom"
-        return ct, None
-    except (ImportError, NotImplementedError, AttributeError):
-        se = np.sqrt(np.diag(fit.vcov.to_numpy()))
-        beta = fit.fixef.to_numpy()
-        return pd.DataFrame({"estimate": beta, "std_error": se, "t_value": beta / se}, index=fit.fixef.index), None
+    """(table with estimate, std_error, df, t_value, p_value; description of the df)."""
+    return coef_table(fit), "t tests with Satterthwaite's approximation to the degrees of freedom"
 
 
 def _fixed_intervals(ct: pd.DataFrame, level: float) -> pd.DataFrame:
@@ -225,10 +222,8 @@ def variance_intervals(fit, method: str = "auto", level: float = 0.95, bootstrap
     ``"wald"`` (delta method on the log/atanh scale, see
     :func:`lmmjax.diagnostics.information.variance_component_uncertainty`)
     or ``"auto"``: the bootstrap if given, else profile for small models,
-    else Wald. Falls back to Wald when the chosen method is unavailable.
+    else Wald.
     """
-    from .information import variance_component_uncertainty
-
     names = list(fit.sdcor.index)
     if method == "auto":
         method = "bootstrap" if bootstrap is not None else _auto_vc_method(fit)
@@ -239,11 +234,8 @@ def variance_intervals(fit, method: str = "auto", level: float = 0.95, bootstrap
         n = getattr(bootstrap, "n", None)
         return ci.reindex(names)[["lower", "upper"]], f"parametric bootstrap percentile intervals ({n} replicates)"
     if method == "profile":
-        try:
-            ci = fit.confint(method="profile", level=level, parm=names)
-            return ci.reindex(names)[["lower", "upper"]], "profile-likelihood intervals"
-        except (ImportError, NotImplementedError, AttributeError, TypeError):
-            pass
+        ci = confint(fit, method="profile", level=level, parm=names)
+        return ci.reindex(names)[["lower", "upper"]], "profile-likelihood intervals"
     unc = variance_component_uncertainty(fit, level=level)
     return unc[["lower", "upper"]], ("approximate Wald intervals from the curvature of the likelihood "
                                      "(log scale for standard deviations, atanh scale for correlations)")
@@ -251,11 +243,7 @@ def variance_intervals(fit, method: str = "auto", level: float = 0.95, bootstrap
 
 # ---- paragraphs ---------------------------------------------------------------------------------
 def _software() -> str:
-    import jax
-
-    import lmmjax
-
-    return f"lmmjax {lmmjax.__version__} (Python, JAX {jax.__version__})"
+    return f"lmmjax {__version__} (Python, JAX {jax.__version__})"
 
 
 def _methods(fit, df_text, vc_text, level) -> str:
@@ -412,8 +400,6 @@ def report(fit, format: str = "text", vc_ci: str = "auto", bootstrap=None, level
     """
     if format not in FORMATS:
         raise ModelSpecError(f"format must be one of {FORMATS}, not {format!r}.")
-    from .flags import check
-
     ct, df_text = _coef_table(fit)
     fci = _fixed_intervals(ct, level)
     vci, vc_text = variance_intervals(fit, vc_ci, level, bootstrap)

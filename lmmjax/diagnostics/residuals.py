@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelSpecError
+from ..memo import memoized
 from ..results.estimates import t_matrix
-from ._cache import per_fit
+from .leverage import ConditionalLS
 
 KINDS = ("response", "pearson", "studentized")
 TYPES = ("conditional", "marginal")
@@ -34,10 +35,9 @@ def marginal_variance(fit) -> np.ndarray:
     return fit.sigma ** 2 * out
 
 
-@per_fit
-def _conditional_ls(fit):
-    from .leverage import ConditionalLS
-
+@memoized
+def conditional_ls(fit) -> ConditionalLS:
+    """The fit's :class:`ConditionalLS` (leverages, fixed-θ deletion), built once per fit."""
     return ConditionalLS(fit)
 
 
@@ -49,7 +49,7 @@ def leverage(fit) -> np.ndarray:
     --------
     >>> h = leverage(fit)  # doctest: +SKIP
     """
-    return _conditional_ls(fit).leverage
+    return conditional_ls(fit).leverage
 
 
 def residuals(fit, kind: str = "response", type: str = "conditional") -> np.ndarray:

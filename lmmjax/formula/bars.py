@@ -263,3 +263,9 @@ def parse_formula(text: str, columns=None) -> ParsedFormula:
     return ParsedFormula(response=response, fixed=fixed, random=tuple(random), text=text,
                          offsets=tuple(offsets), variables=tuple(dict.fromkeys(used)),
                          fixed_variables=tuple(dict.fromkeys(fixed_used)))
+
+
+# The bar-syntax helpers other stages use (results/predict.py reads ``re_form`` with them).
+split_top = _split_top
+bar_content = _bar_content
+expand_groups = _expand_groups

@@ -5,10 +5,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
-from ..validate import check_fraction
+from ..lazy import lazy_module
 from ..results.varcorr import parameter_names
+from ..text import plain
+from ..validate import check_fraction
 from .distributions import norm_ppf
 from .profiling import profile_confint
+
+simulate = lazy_module("lmmjax.simulate")  # bootstrap intervals only; a summary does not load it
 
 
 def parameter_index(fit) -> list:
@@ -74,7 +78,7 @@ def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.Data
         n = kwargs.pop("n", 1000)
         seed = kwargs.pop("seed", 0)
         boot_method = kwargs.pop("boot_method", "percentile")
-        boot = fit.bootstrap(n, seed=seed, **kwargs)
+        boot = simulate.bootstrap(fit, n, seed=seed, **kwargs)
         ci = boot.ci(level=level, method=boot_method)
         order = [n_ for n_ in parameter_index(fit) if n_ in ci.index]
         if len(order) == len(ci.index):

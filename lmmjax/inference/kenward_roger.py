@@ -34,6 +34,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..results.estimates import lambda2_sparse, t_matrix
+from ..results.varcorr import term_covariances
 
 
 # ---- structure: full Z, Λ and the parameters' patterns ------------------------------------------
@@ -94,8 +95,6 @@ def parameter_patterns(model) -> list:
 
 def covariance_parameters(model, theta: np.ndarray, sigma: float) -> np.ndarray:
     """γ: σ²(TTᵀ)_rc per θ entry, then σ² (pbkrtest's ``ggamma``)."""
-    from ..results.varcorr import term_covariances
-
     covs = [S for _, S in term_covariances(model, theta, sigma)]
     lay = model.layout
     g = [covs[t][r, c] for t, r, c in zip(lay.term_of, lay.row, lay.col)]

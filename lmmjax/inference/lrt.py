@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
+from ..lmer import ml_fit
+from ..results.varcorr import term_covariances
 from ..validate import check_bool
-from ._cache import ml_refit
 from .distributions import chi2_sf
 
 LRT_COLUMNS = ["npar", "aic", "bic", "loglik", "deviance", "chisq", "df", "p_value"]
@@ -39,8 +40,6 @@ class AnovaTable(pd.DataFrame):
 
 def _covariance_entries(fit) -> set:
     """Free covariance entries of the random part: {(group, col_a, col_b)} with a ≤ b by name."""
-    from ..results.varcorr import term_covariances
-
     out = set()
     for tm, _ in term_covariances(fit.model, fit.estimates.theta, fit.sigma):
         group = frozenset(tm.group.split(":"))
@@ -136,7 +135,7 @@ def anova_models(*fits, names=None, refit: bool = True) -> pd.DataFrame:
             )
     if refit and any(f.reml for f in fits):
         notes.insert(0, "refitting model(s) with ML (instead of REML)")
-        fits = [ml_refit(f) for f in fits]
+        fits = [ml_fit(f) for f in fits]
     llk = np.array([f.loglik for f in fits])
     npar = np.array([f.n_params for f in fits], dtype=int)
     chisq = np.concatenate([[np.nan], 2.0 * np.maximum(0.0, np.diff(llk))])

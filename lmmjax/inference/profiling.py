@@ -36,11 +36,13 @@ import numpy as np
 import pandas as pd
 import scipy.optimize as so
 
+from ..errors import ModelSpecError
+from ..lmer import ml_fit
+from ..memo import cached
 from ..objective.deviance import LOG2PI, factorize
 from ..progress import Progress, first_use
 from ..results.estimates import point_estimates
 from ..results.varcorr import parameter_names, sdcor_vector, varcorr_table
-from ._cache import cached, ml_refit
 from .distributions import chi2_ppf, norm_ppf
 from .sdcor import (
     SdcorLayout,
@@ -97,7 +99,7 @@ class ProfileSetup:
 
 def profile_setup(fit) -> ProfileSetup:
     def compute():
-        ml = ml_refit(fit)
+        ml = ml_fit(fit)
         model = ml.model
         lay = sdcor_layout(model)
         vc = varcorr_table(model, ml.estimates.theta, ml.sigma)
@@ -362,8 +364,6 @@ def _selected(setup: ProfileSetup, parm) -> list:
     out = []
     for name in parm:
         if name not in setup.names:
-            from ..errors import ModelSpecError
-
             raise ModelSpecError(f"Unknown parameter {name!r}; parameters are {setup.names}.")
         out.append(setup.names.index(name))
     return out

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConvergenceWarning, ModelSpecError
-from ._cache import cached
+from ..memo import cached
 from .distributions import chi2_sf, f_sf, two_sided_p
 from .hypotheses import type1_contrasts, type3_contrasts
 from .kenward_roger import kenward_roger_info, kr_f_test, kr_t_test

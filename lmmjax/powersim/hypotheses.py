@@ -24,6 +24,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import ModelSpecError
+from ..inference.satterthwaite import EIGEN_TOL, SatterthwaiteInfo, f_test, t_test
 from ..structure.crossprod import cross_products
 
 METHODS = {"lrt": "lrt", "likelihood-ratio": "lrt", "lr": "lrt",
@@ -144,8 +145,6 @@ def satterthwaite_statistics(beta: np.ndarray, H: np.ndarray, C: np.ndarray, J: 
     The df come from :mod:`lmmjax.inference.satterthwaite` (``t_test``,
     ``f_test``) applied to each simulation's exact Hessian and Jacobian.
     """
-    from ..inference.satterthwaite import EIGEN_TOL, SatterthwaiteInfo, f_test, t_test
-
     B, p = beta.shape
     L = np.zeros((len(hyp.index), p))
     L[np.arange(len(hyp.index)), list(hyp.index)] = 1.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelSpecError
+from ..simulate.draw import SimulationParameters, simulate_model
 
 
 def simulate_responses(model, truth, indices, seed: int = 0) -> np.ndarray:
@@ -33,8 +34,6 @@ def simulate_responses(model, truth, indices, seed: int = 0) -> np.ndarray:
     --------
     >>> Y = simulate_responses(model, truth, np.arange(100), seed=1)  # doctest: +SKIP
     """
-    from ..simulate.draw import SimulationParameters, simulate_model
-
     idx = np.asarray(indices, dtype=np.int64).ravel()
     if idx.size == 0:
         return np.zeros((0, model.dims.n))

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .hypotheses import METHOD_LABEL
+
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple:
     """Exact (Clopper-Pearson) confidence interval for a binomial proportion k/n.
@@ -98,8 +100,6 @@ class PowerResult:
         return float(np.sqrt(self.power * (1 - self.power) / n)) if n > 0 else np.nan
 
     def summary(self) -> str:
-        from .hypotheses import METHOD_LABEL
-
         n_used = self.nsim - self.n_failed
         groups = ", ".join(f"{g}: {k}" for g, k in self.ngroups.items())
         lines = [

@@ -4,14 +4,17 @@ from __future__ import annotations
 import re
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
+from ..diagnostics.deletion import deleted_arrays
 from ..errors import ModelSpecError
 from ..model import Model, build_model
 from ..progress import Progress, first_use
+from ..results.fit import LmerFit
+from ..text import plain
 from ..validate import check_count, check_fraction, check_optional_bool, check_optional_count, check_seed
 from .engine import _fit_many, batch_satterthwaite, chunk_size, response_arrays
 from .hypotheses import (
@@ -77,8 +80,6 @@ def parameter_names(formula: str, data: pd.DataFrame) -> dict:
 
 def _starting_point(fit_or_data, formula, data):
     """(formula, design, base Truth or None, base model or None)."""
-    from ..results.fit import LmerFit
-
     if isinstance(fit_or_data, LmerFit):
         fit = fit_or_data
         if formula is not None and formula != fit.formula:
@@ -136,10 +137,6 @@ class SharedShapes:
 
 def shared_shapes(big: Model, hyp, method: str, deleted: np.ndarray) -> SharedShapes:
     """:class:`SharedShapes` for ``big`` with the rows ``deleted`` (positions) removed."""
-    from dataclasses import replace
-
-    from ..diagnostics.deletion import deleted_arrays
-
     deleted = np.asarray(deleted, dtype=np.int64)
     model = replace(big, arrays=deleted_arrays(big, deleted))
     null = None

@@ -1,17 +1,26 @@
-"""The immutable result of a fit: :class:`LmerFit`."""
+"""The immutable result of a fit: :class:`LmerFit`, a record with lme4's accessors.
+
+This module sits at the ``results`` stage of the pipeline and imports
+nothing downstream. The analysis methods of a fit (``summary``,
+``coef_table``, ``confint``, ``simulate``, ``bootstrap``, ``check``,
+``report``, ``refit``, ...) need the inference, simulation and diagnostics
+packages, which themselves take fits as input; they are attached to this
+class by the top-floor module :mod:`lmmjax.methods` (imported by
+``import lmmjax``), so imports run one way only.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
 from ..fitting.optimize import OptSummary
+from ..memo import memoized
 from ..model import Model
-from ..validate import check_optional_bool, check_response
 from .estimates import PointEstimates, conditional_modes, conditional_variances
+from .predict import predict
 from .varcorr import sdcor_vector, varcorr_table
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of Λ
@@ -24,7 +33,14 @@ class LmerFit:
     Attributes follow lme4: ``fixef``, ``vcov``, ``theta``, ``sigma``,
     ``varcorr``, ``ranef``, ``loglik``, ``deviance``, ``aic``, ``bic``,
     ``nobs``, ``ngroups``, ``converged``, ``singular``; ``optsummary``
-    records the optimisation.
+    records the optimisation. Derived values are memoized in the fit
+    (:mod:`lmmjax.memo`); the fit itself never changes.
+
+    The methods that run inference, simulation or diagnostics (``summary``,
+    ``coef_table``, ``contrast``, ``anova``, ``confint``, ``profile``,
+    ``simulate``, ``bootstrap``, ``refit_many``, ``check``, ``report``,
+    ``plot_diagnostics``, ``refit``) and ``str(fit)`` come from
+    :mod:`lmmjax.methods`.
 
     Examples
     --------
@@ -56,20 +72,24 @@ class LmerFit:
     def nobs(self) -> int:
         return self.model.dims.n
 
-    @cached_property
+    @property
+    @memoized
     def fixef(self) -> pd.Series:
         return pd.Series(self.estimates.beta, index=self.model.frame.fixed_names, name="estimate")
 
-    @cached_property
+    @property
+    @memoized
     def vcov(self) -> pd.DataFrame:
         names = self.model.frame.fixed_names
         return pd.DataFrame(self.sigma ** 2 * self.estimates.vcov_unscaled, index=names, columns=names)
 
-    @cached_property
+    @property
+    @memoized
     def varcorr(self) -> pd.DataFrame:
         return varcorr_table(self.model, self.estimates.theta, self.sigma)
 
-    @cached_property
+    @property
+    @memoized
     def sdcor(self) -> pd.Series:
         """Standard deviations, correlations and σ, named as in ``confint``."""
         return sdcor_vector(self.model, self.estimates.theta, self.sigma)
@@ -113,27 +133,32 @@ class LmerFit:
         return bool(np.any(self.estimates.theta[diag] < SINGULAR_TOL))
 
     # ---- random effects ---------------------------------------------------
-    @cached_property
+    @property
+    @memoized
     def _modes(self) -> list:
         return conditional_modes(self.model, self.estimates)
 
-    @cached_property
+    @property
+    @memoized
     def _condvar(self) -> list:
         return conditional_variances(self.model, self.estimates)
 
-    @cached_property
+    @property
+    @memoized
     def ranef(self) -> dict:
         out = {}
         for blk, b in sorted(zip(self.model.blocks, self._modes), key=lambda z: self._block_order(z[0])):
             out[blk.group] = pd.DataFrame(b, index=pd.Index(blk.levels, name=blk.group), columns=blk.columns)
         return out
 
-    @cached_property
+    @property
+    @memoized
     def ranef_condvar(self) -> dict:
         """Conditional covariance matrices of the random effects: per group (nlevels, p, p)."""
         return {blk.group: cv for blk, cv in zip(self.model.blocks, self._condvar)}
 
-    @cached_property
+    @property
+    @memoized
     def ranef_sd(self) -> dict:
         """Conditional standard deviations of the random effects (lme4's condVar), per group."""
         out = {}
@@ -143,7 +168,8 @@ class LmerFit:
         return {g: out[g] for g in self.ranef}
 
     # ---- fitted values and residuals -------------------------------------
-    @cached_property
+    @property
+    @memoized
     def fitted(self) -> np.ndarray:
         return self.model.X @ self.estimates.beta + self.model.z_times(self._modes)
 
@@ -203,131 +229,10 @@ class LmerFit:
         --------
         >>> fit.predict(re_form="~0")[:3]  # doctest: +SKIP
         """
-        from .predict import predict
-
         return predict(self, newdata, re_form)
 
     # ---- printing ---------------------------------------------------------
-    def summary(self):
-        """lme4-style summary; ``str()`` for text, ``_repr_html_()`` for Jupyter."""
-        from .summary import FitSummary
-
-        return FitSummary(self)
-
     def __repr__(self) -> str:
         method = "REML" if self.reml else "ML"
         return (f"<LmerFit {self.formula!r} by {method}: nobs={self.nobs}, "
                 f"loglik={self.loglik:.4f}, converged={self.converged}, singular={self.singular}>")
-
-    def __str__(self) -> str:
-        return str(self.summary())
-
-    def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()
-
-    # ---- inference (lmmjax.inference) -------------------------------------
-    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
-        """Fixed effects with SE, df, t and p; ``ddf`` in {"satterthwaite",
-        "kenward-roger", "residual", "normal"} (see lmmjax.inference)."""
-        from ..inference import coef_table
-
-        return coef_table(self, ddf=ddf)
-
-    def contrast(self, L, ddf: str = "satterthwaite", **kwargs) -> pd.DataFrame:
-        """t test (one row) or F test (several rows, or ``joint=True``) of linear combinations Lβ."""
-        from ..inference import contrast
-
-        return contrast(self, L, ddf=ddf, **kwargs)
-
-    def anova(self, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
-        """F tests per model term (type III by default, type I optional)."""
-        from ..inference import anova_terms
-
-        return anova_terms(self, ddf=ddf, type=type)
-
-    def confint(self, method: str = "wald", level: float = 0.95, **kwargs) -> pd.DataFrame:
-        """Confidence intervals: ``method`` "wald", "profile" or "bootstrap"."""
-        from ..inference import confint
-
-        return confint(self, method=method, level=level, **kwargs)
-
-    def profile(self, **kwargs):
-        """Likelihood profile traces (ζ against each parameter)."""
-        from ..inference import profile
-
-        return profile(self, **kwargs)
-
-    def emmeans(self, specs, by=None, at=None, ddf: str = "satterthwaite", **kwargs):
-        """Estimated marginal means (R's emmeans): ``.table``, ``.pairs()``, ``.contrast()``, ``.plot()``;
-        see :func:`lmmjax.inference.emmeans`."""
-        from ..inference import emmeans
-
-        return emmeans(self, specs, by=by, at=at, ddf=ddf, **kwargs)
-
-    def emtrends(self, specs, var: str, by=None, at=None, ddf: str = "satterthwaite", **kwargs):
-        """Slopes of the covariate ``var`` per level of ``specs`` (R's emtrends)."""
-        from ..inference import emtrends
-
-        return emtrends(self, specs, var=var, by=by, at=at, ddf=ddf, **kwargs)
-
-    def joint_tests(self, ddf: str = "satterthwaite"):
-        """emmeans' joint tests: an F test per model term."""
-        from ..inference import joint_tests
-
-        return joint_tests(self, ddf=ddf)
-
-    # ---- simulation and refits (lmmjax.simulate) --------------------------
-    def simulate(self, n: int = 1, seed: int = 0, **kwargs) -> np.ndarray:
-        """Responses drawn from the fitted model, shape (n, nobs)."""
-        from ..simulate import simulate
-
-        return simulate(self, n, seed=seed, **kwargs)
-
-    def bootstrap(self, n: int = 1000, seed: int = 0, **kwargs):
-        """Parametric bootstrap: ``BootstrapResult`` from batched refits."""
-        from ..simulate import bootstrap
-
-        return bootstrap(self, n, seed=seed, **kwargs)
-
-    def refit_many(self, Y, **kwargs) -> pd.DataFrame:
-        """The same model fitted to many response vectors (columns of Y)."""
-        from ..simulate import refit_many
-
-        return refit_many(self, Y, **kwargs)
-
-    # ---- diagnostics and report (lmmjax.diagnostics) ----------------------
-    def check(self, **kwargs) -> list:
-        """Red flags found in this fit (code, message, what to do)."""
-        from ..diagnostics import check
-
-        return check(self, **kwargs)
-
-    def report(self, format: str = "text", **kwargs) -> str:
-        """A methods-and-results paragraph (``format`` "text" or "markdown");
-        keyword arguments go to :func:`lmmjax.diagnostics.report` (e.g. ``bootstrap=``)."""
-        from ..diagnostics import report
-
-        return report(self, format=format, **kwargs)
-
-    def plot_diagnostics(self, **kwargs):
-        """The standard panel of diagnostic plots (matplotlib Figure)."""
-        from ..diagnostics import plot_diagnostics
-
-        return plot_diagnostics(self, **kwargs)
-
-    # ---- refits -----------------------------------------------------------
-    def refit(self, y=None, reml: bool | None = None) -> "LmerFit":
-        """Fit the same design again with a new response and/or method.
-
-        ``y`` needs one finite value per observation the fit used
-        (``nobs``), not all equal; ``reml`` None keeps the fit's method.
-        """
-        from ..lmer import fit_model
-
-        reml = check_optional_bool(reml, "reml")
-        model = self.model
-        if reml is not None and reml != model.reml:
-            model = model.with_reml(reml)
-        if y is not None:
-            model = model.with_response(check_response(y, self.nobs, "y"))
-        return fit_model(model, self.formula, theta0=self.estimates.theta, warn=False)

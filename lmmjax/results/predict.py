@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
-from ..formula.bars import _bar_content, _expand_groups, _split_top, plain_message
+from ..formula.bars import bar_content, expand_groups, plain_message, split_top
 from ..formula.levels import MISSING, NEW, column_levels, is_categorical, match_levels
 from ..formula.model_frame import evaluate_offset
 
@@ -23,11 +23,11 @@ def _groups_in(re_form) -> set | None:
     if text in ("0", "", "NA", "-1"):
         return set()
     groups = set()
-    for piece in _split_top(text, "+"):
-        bar = _bar_content(piece)
+    for piece in split_top(text, "+"):
+        bar = bar_content(piece)
         if bar is None:
             raise ModelSpecError(f"re_form {re_form!r}: expected terms like '(1 | g)' or '~0'.")
-        groups |= {":".join(f) for f in _expand_groups(bar[1], piece)}
+        groups |= {":".join(f) for f in expand_groups(bar[1], piece)}
     return groups
 
 

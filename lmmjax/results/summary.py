@@ -6,8 +6,6 @@ import html
 import numpy as np
 import pandas as pd
 
-from ..errors import ModelSpecError
-
 
 def _fmt(x, digits=4):
     if x is None or (isinstance(x, float) and np.isnan(x)):
@@ -28,23 +26,25 @@ class FitSummary:
     """Summary of an :class:`~lmmjax.results.fit.LmerFit`.
 
     ``str(summary)`` gives lme4's layout; ``coefficients`` holds the fixed
-    effects table (with df and p-values when inference is available).
+    effects table it prints. That table is computed upstream and passed in
+    (``fit.summary()`` passes ``coef_table(fit, ddf="satterthwaite")``), so
+    this printing module needs nothing from the inference stage.
+
+    Parameters
+    ----------
+    fit : LmerFit
+    coefficients : DataFrame
+        Index: fixed-effect names; columns ``estimate, std_error`` and any of
+        ``df, t_value, p_value`` (as :func:`lmmjax.inference.coef_table`).
+
+    Examples
+    --------
+    >>> print(fit.summary())  # doctest: +SKIP
     """
 
-    def __init__(self, fit):
+    def __init__(self, fit, coefficients: pd.DataFrame):
         self.fit = fit
-        self.coefficients = self._coef_table()
-
-    def _coef_table(self) -> pd.DataFrame:
-        fit = self.fit
-        try:
-            return fit.coef_table()
-        except (AttributeError, ImportError, NotImplementedError, ModelSpecError, np.linalg.LinAlgError):
-            se = np.sqrt(np.diag(fit.vcov.to_numpy()))
-            return pd.DataFrame(
-                {"estimate": fit.fixef.to_numpy(), "std_error": se, "t_value": fit.fixef.to_numpy() / se},
-                index=fit.fixef.index,
-            )
+        self.coefficients = coefficients
 
     # ---- pieces -----------------------------------------------------------
     def _header(self) -> list:

@@ -40,6 +40,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from ..fitting.optimize import start_theta
 from ..objective.deviance import factorize, profiled_deviance
 from ..progress import Progress, first_use
 from ..structure.crossprod import padded_length
@@ -233,8 +234,6 @@ def _trim(tree, m):
 def _theta0_rows(model, theta0, n):
     k = model.layout.size
     if theta0 is None:
-        from ..fitting.optimize import start_theta
-
         theta0 = start_theta(model.layout.lower)
     theta0 = np.asarray(theta0, float)
     if theta0.ndim == 1:

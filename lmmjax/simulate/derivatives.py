@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..objective.deviance import value_and_grad_jit
+
 jax.config.update("jax_enable_x64", True)
 
 GRAD_STEP = 1e-6  # relative step of the forward-difference Hessian from gradients
@@ -48,8 +50,6 @@ def initial_hessian(model, y, theta):
     Made positive definite (absolute eigenvalues, floored at 1e-6 of the
     largest); None if anything is not finite.
     """
-    from ..objective.deviance import value_and_grad_jit
-
     arrays = model.with_response(np.asarray(y, float)).arrays
     theta = np.asarray(theta, float)
     k = theta.size

@@ -1,5 +1,7 @@
 """Plots for mixed models (matplotlib, imported only when a plot is drawn).
 
+``lmm.plot`` is this module.
+
 Every function returns the matplotlib ``Figure`` and takes an optional
 ``ax``: an ``Axes`` to draw into (or, for functions that draw one panel per
 term or parameter, a sequence of them). Without ``ax`` a new figure is
@@ -31,6 +33,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+from ..errors import ModelSpecError
+from ..inference import profile
+from .influence import Influence, influence
+from .residuals import residuals
 
 __all__ = [
     "spaghetti", "residuals_fitted", "qq", "scale_location", "ranef_qq", "ranef_density",
@@ -114,16 +122,12 @@ def _label_extremes(ax, x, y, labels, k: int = 3):
 
 def normal_quantiles(n: int) -> np.ndarray:
     """Theoretical normal quantiles for a QQ plot (R's ``ppoints``)."""
-    from scipy import stats
-
     a = 3 / 8 if n <= 10 else 0.5
     return stats.norm.ppf((np.arange(1, n + 1) - a) / (n + 1 - 2 * a))
 
 
 def _qq_line(ax, sample, theo):
     """Reference line through the first and third quartiles (R's ``qqline``)."""
-    from scipy import stats
-
     q = np.quantile(sample, [0.25, 0.75])
     t = stats.norm.ppf([0.25, 0.75])
     if q[1] == q[0]:
@@ -139,8 +143,6 @@ def _groups_and_terms(fit, group=None, term=None) -> list:
     out = []
     for g in groups:
         if g not in ranef:
-            from .errors import ModelSpecError
-
             raise ModelSpecError(f"Unknown grouping factor {g!r}; the model has {list(ranef)}.")
         cols = list(ranef[g].columns)
         if term is not None:
@@ -175,8 +177,6 @@ def spaghetti(df: pd.DataFrame, x: str, y: str, group: str, ax=None, mean: bool 
     """
     for col in (x, y, group):
         if col not in df.columns:
-            from .errors import ModelSpecError
-
             raise ModelSpecError(f"Column {col!r} is not in the data (columns: {list(df.columns)}).")
     new = ax is None
     fig, (a,) = _axes(ax, size=(6.0, 4.2))
@@ -208,8 +208,6 @@ def residuals_fitted(fit, ax=None, kind: str = "pearson", type: str = "condition
 
     ``type="marginal"`` plots y − Xβ̂ against Xβ̂ (checks the mean structure).
     """
-    from .diagnostics.residuals import residuals
-
     new = ax is None
     fig, (a,) = _axes(ax)
     r = residuals(fit, kind=kind, type=type)
@@ -227,8 +225,6 @@ def residuals_fitted(fit, ax=None, kind: str = "pearson", type: str = "condition
 
 def qq(fit, ax=None, kind: str = "pearson", type: str = "conditional", label: int = 3):
     """Normal QQ plot of the residuals, with a line through the quartiles."""
-    from .diagnostics.residuals import residuals
-
     new = ax is None
     fig, (a,) = _axes(ax)
     r = residuals(fit, kind=kind, type=type)
@@ -263,8 +259,6 @@ def scale_location(fit, ax=None):
 def ranef_qq(fit, group=None, term=None, ax=None, intervals: bool = True, level: float = 0.95):
     """Normal QQ plots of the conditional modes, one panel per (group, term),
     with their conditional intervals (lme4's ``qqmath(ranef(m, condVar=TRUE))``)."""
-    from scipy import stats
-
     pairs = _groups_and_terms(fit, group, term)
     new = ax is None
     fig, axes = _axes(ax, len(pairs))
@@ -290,8 +284,6 @@ def ranef_density(fit, group=None, term=None, ax=None):
     with the fitted normal N(0, σ̂_b²) dashed. The modes are shrunk towards 0,
     so their spread is smaller than σ̂_b; a clearly skewed or bimodal shape
     is the warning sign."""
-    from scipy import stats
-
     pairs = _groups_and_terms(fit, group, term)
     new = ax is None
     fig, axes = _axes(ax, len(pairs))
@@ -322,8 +314,6 @@ def caterpillar(fit, group=None, term=None, ax=None, level: float = 0.95, sort: 
     --------
     >>> fig = lmm.plot.caterpillar(fit, group="Subject")  # doctest: +SKIP
     """
-    from scipy import stats
-
     pairs = _groups_and_terms(fit, group, term)
     nlev = max(len(fit.ranef[g]) for g, _ in pairs)
     height = min(max(3.0, 0.16 * nlev + 1.0), 12.0)
@@ -363,8 +353,6 @@ def cooks_distance(fit, ax=None, level: str = "group", group=None, label: int = 
         A fit (influence is computed with :func:`lmmjax.diagnostics.influence`,
         passing ``level``, ``group`` and ``kwargs``) or a computed Influence.
     """
-    from .diagnostics.influence import Influence, influence
-
     infl = fit if isinstance(fit, Influence) else influence(fit, level=level, group=group, **kwargs)
     d = infl.cooks_distance
     new = ax is None
@@ -399,16 +387,14 @@ def profile_zeta(fit, ax=None, parm=None, level: float = 0.95):
     Parameters
     ----------
     fit : LmerFit or DataFrame
-        A fit (``fit.profile(parm=parm)`` is called; needs
+        A fit (profiled with :func:`lmmjax.inference.profile`; needs
         :mod:`lmmjax.inference`) or a profile table with columns
         ``parameter, value, zeta``.
     """
-    from scipy import stats
-
     if isinstance(fit, pd.DataFrame):
         prof = fit
     else:
-        prof = fit.profile(parm=parm) if parm is not None else fit.profile()
+        prof = profile(fit, parm=parm) if parm is not None else profile(fit)
     if parm is not None:
         parm = [parm] if isinstance(parm, str) else list(parm)
         prof = prof[prof["parameter"].isin(parm)]
