@@ -1,5 +1,8 @@
 """Suite-wide settings, applied before any test module imports lmmjax.
 
+It also holds the suite's one model cache (:func:`fit_once`, the ``fitted``
+fixture, and the shared ``sleep_fit``/``penicillin_fit`` fixtures).
+
 The suite keeps JAX's persistent compilation cache in a temporary directory of
 its own (removed at the end), so that running the tests never writes into the
 user's ~/.cache/lmmjax. A cache location or switch the caller set is kept.
@@ -29,3 +32,84 @@ if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
     atexit.register(shutil.rmtree, _hypothesis_home, ignore_errors=True)
 settings.register_profile("lmmjax", database=None)
 settings.load_profile("lmmjax")  # pytest's --hypothesis-profile / --hypothesis-seed still apply
+
+
+# ---- one model cache for the whole suite -----------------------------------------------------
+# Fits are immutable, so every test that needs "sleepstudy, Reaction ~ Days + (Days | Subject),
+# REML" can share one object (and whatever it has memoized). Tests that check what lmer does
+# (warnings, errors, timing) call lmm.lmer themselves.
+import warnings  # noqa: E402
+
+import pytest  # noqa: E402
+
+import lmmjax as lmm  # noqa: E402
+from tests.reference_data import fixture_data, load_fixture  # noqa: E402
+
+SLEEP = "Reaction ~ Days + (Days | Subject)"
+_DATA: dict = {}
+_FITS: dict = {}
+
+
+def _sleepstudy_unbalanced():
+    """sleepstudy without every 7th row: unbalanced, so β̂ depends on θ."""
+    df = lmm.datasets.load("sleepstudy")
+    return df.drop(index=df.index[::7]).reset_index(drop=True)
+
+
+DERIVED_DATA = {"sleepstudy_unbalanced": _sleepstudy_unbalanced}
+
+
+def dataset(name):
+    """The data behind a cache key (a fresh copy, so a test may modify it).
+
+    ``name``: a data set of :func:`lmmjax.datasets.load`, a key of
+    :data:`DERIVED_DATA`, or ``("kind", "fixture id")`` for the data an R
+    fixture was made from (:func:`tests.reference_data.fixture_data`).
+    """
+    if name not in _DATA:
+        if isinstance(name, tuple):
+            _DATA[name] = fixture_data(load_fixture(*name))
+        elif name in DERIVED_DATA:
+            _DATA[name] = DERIVED_DATA[name]()
+        else:
+            _DATA[name] = lmm.datasets.load(name)
+    return _DATA[name].copy()
+
+
+def fit_once(formula: str = SLEEP, data="sleepstudy", reml: bool = True):
+    """``lmm.lmer(formula, dataset(data), reml=reml)``, fitted once per session (warnings silenced).
+
+    Examples
+    --------
+    >>> fit = fit_once()                                               # sleepstudy, REML
+    >>> ml = fit_once("Reaction ~ Days + (1 | Subject)", reml=False)
+    >>> cake = fit_once(data=("inference", "cake"), formula=...)       # an R fixture's data
+    """
+    key = (formula, data, bool(reml))
+    if key not in _FITS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _FITS[key] = lmm.lmer(formula, dataset(data), reml=reml)
+    return _FITS[key]
+
+
+@pytest.fixture(scope="session")
+def fitted():
+    """The suite's model cache: ``fitted(formula, data="sleepstudy", reml=True)`` (see :func:`fit_once`)."""
+    return fit_once
+
+
+@pytest.fixture(scope="session")
+def sleep_df():
+    return dataset("sleepstudy")
+
+
+@pytest.fixture(scope="session")
+def sleep_fit():
+    """sleepstudy, ``Reaction ~ Days + (Days | Subject)``, REML."""
+    return fit_once(SLEEP, "sleepstudy")
+
+
+@pytest.fixture(scope="session")
+def penicillin_fit():
+    return fit_once("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin")

@@ -1,13 +1,13 @@
-"""Shared fits and data for the diagnostics tests (matplotlib on Agg)."""
+"""Shared fits and data for the diagnostics tests (matplotlib on Agg); fits come from the
+suite's model cache (tests/conftest.py), which also gives ``sleep_df``, ``sleep_fit`` and
+``penicillin_fit``."""
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
 
-import lmmjax as lmm  # noqa: E402
-
-from .helpers import quiet_fit  # noqa: E402
+from tests.conftest import dataset, fit_once  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,36 +22,21 @@ def _agg_backend():
 
 
 @pytest.fixture(scope="session")
-def sleep_df():
-    return lmm.datasets.load("sleepstudy")
-
-
-@pytest.fixture(scope="session")
-def sleep_fit(sleep_df):
-    return quiet_fit("Reaction ~ Days + (Days | Subject)", sleep_df)
-
-
-@pytest.fixture(scope="session")
-def sleep_unbalanced_df(sleep_df):
+def sleep_unbalanced_df():
     """sleepstudy without every 7th row: unbalanced, so β̂ depends on θ."""
-    return sleep_df.drop(index=sleep_df.index[::7]).reset_index(drop=True)
+    return dataset("sleepstudy_unbalanced")
 
 
 @pytest.fixture(scope="session")
-def sleep_unbalanced_fit(sleep_unbalanced_df):
-    return quiet_fit("Reaction ~ Days + (Days | Subject)", sleep_unbalanced_df)
-
-
-@pytest.fixture(scope="session")
-def penicillin_fit():
-    return quiet_fit("diameter ~ 1 + (1 | plate) + (1 | sample)", lmm.datasets.load("penicillin"))
+def sleep_unbalanced_fit():
+    return fit_once("Reaction ~ Days + (Days | Subject)", "sleepstudy_unbalanced")
 
 
 @pytest.fixture(scope="session")
 def pastes_crossed_fit():
-    return quiet_fit("strength ~ 1 + (1 | batch) + (1 | cask)", lmm.datasets.load("pastes"))
+    return fit_once("strength ~ 1 + (1 | batch) + (1 | cask)", "pastes")
 
 
 @pytest.fixture(scope="session")
 def pastes_nested_fit():
-    return quiet_fit("strength ~ 1 + (1 | batch/cask)", lmm.datasets.load("pastes"))
+    return fit_once("strength ~ 1 + (1 | batch/cask)", "pastes")

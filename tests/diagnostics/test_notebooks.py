@@ -53,6 +53,7 @@ def test_notebook_is_committed_with_its_outputs(name):
         assert any("image/png" in o.get("data", {}) for o in cell["outputs"]), "plots are stored"
 
 
+@pytest.mark.slow  # executes the notebooks
 @pytest.mark.parametrize("name", ALL)
 def test_notebook_runs(name):
     with warnings.catch_warnings():

@@ -1,15 +1,12 @@
-"""Shared fits and name mapping for the inference tests (fits are built once per session)."""
+"""Fixtures, fits and name mapping for the inference tests (fits come from the suite's model cache)."""
 from __future__ import annotations
 
 import re
-import warnings
 
 import numpy as np
 
-import lmmjax as lmm
-from tests.reference_data import fixture_data, load_fixture, r_name
-
-_FITS: dict = {}
+from tests.conftest import fit_once
+from tests.reference_data import load_fixture, r_name
 
 # fixtures with coefficient tables, F tests and KR covariances
 TABLE_IDS = ["sleep", "sleep_missing", "cake", "cake_unbalanced", "penicillin"]
@@ -20,15 +17,8 @@ def ref(fid: str) -> dict:
 
 
 def fitted(fid: str, formula: str | None = None, reml: bool = True):
-    """The lmmjax fit of a fixture's model (or another formula on its data), cached."""
-    r = ref(fid)
-    formula = formula or r["formula"]
-    key = (fid, formula, reml)
-    if key not in _FITS:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _FITS[key] = lmm.lmer(formula, fixture_data(r), reml=reml)
-    return _FITS[key]
+    """The lmmjax fit of a fixture's model (or another formula on its data), from the model cache."""
+    return fit_once(formula or ref(fid)["formula"], ("inference", fid), reml=reml)
 
 
 def r_param(name: str) -> str:

@@ -1,4 +1,6 @@
 """Wald and profile intervals against lme4's confint; profile traces against lme4's profile."""
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,11 +106,12 @@ def test_bootstrap_delegates(monkeypatch):
             calls["ci"] = (level, method)
             return pd.DataFrame({"lower": [1.0], "upper": [2.0]}, index=["sigma"])
 
-    def fake_bootstrap(self, n=1000, seed=0, **kw):
+    def fake_bootstrap(fit, n=1000, seed=0, **kw):
         calls["boot"] = (n, seed, kw)
         return FakeBoot()
 
-    monkeypatch.setattr(lmm.LmerFit, "bootstrap", fake_bootstrap)
+    # confint reaches the bootstrap of lmmjax.simulate through its module-level import
+    monkeypatch.setattr(importlib.import_module("lmmjax.inference.confint"), "bootstrap", fake_bootstrap)
     ci = fitted("sleep").confint(method="bootstrap", level=0.9, boot_method="basic")
     assert calls["boot"] == (1000, 0, {}) and calls["ci"] == (0.9, "basic")
     assert list(ci.index) == ["sigma"]

@@ -2,16 +2,10 @@
 import numpy as np
 import pytest
 
-import lmmjax as lmm
 from lmmjax.errors import ModelSpecError
 from lmmjax.powersim import crossed
 from lmmjax.powersim.parameters import Truth, psd_cholesky, resolve_truth
 from lmmjax.powersim.run import design_model
-
-
-@pytest.fixture(scope="module")
-def sleep_fit():
-    return lmm.lmer("Reaction ~ Days + (Days | Subject)", lmm.datasets.load("sleepstudy"))
 
 
 def _base(fit):

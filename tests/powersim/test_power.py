@@ -17,11 +17,6 @@ N = 1000
 RM_FORMULA = "y ~ Time + group + (1 | Subject)"  # also in test_curve.py: shares compiled code
 
 
-@pytest.fixture(scope="module")
-def sleep_fit():
-    return lmm.lmer(FORMULA, lmm.datasets.load("sleepstudy"))
-
-
 def _simulated_data(fit, fixef, nsim, seed):
     truth = Truth(pd.Series({**fit.fixef.to_dict(), **fixef}), fit.theta, fit.sigma)
     Y = simulate_responses(fit.model, truth, np.arange(nsim), seed=seed)

@@ -73,6 +73,7 @@ def test_lrt_power_matches_lme4_simulation(ref, design, index):
     assert res.simulations["singular"].sum() <= 3 * max(r["n_singular_h1"], 10)
 
 
+@pytest.mark.slow  # 2,000 simulated power replicates
 def test_type_one_error_of_each_test(ref, design):
     """Effect 0 on the sleepstudy design (18 subjects): what each test does.
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CODE = r"""
 import json, warnings
 warnings.simplefilter("ignore")
@@ -21,6 +23,7 @@ print(json.dumps(dict(n_devices=len(jax.devices()), many=many.simulations["stati
 """
 
 
+@pytest.mark.slow  # sharding: a fresh process on 4 host devices
 def test_sharded_over_four_devices_equals_one_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     root = Path(__file__).resolve().parents[2]

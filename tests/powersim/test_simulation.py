@@ -12,11 +12,6 @@ from lmmjax.powersim.responses import simulate_responses
 from lmmjax.results.estimates import point_estimates
 
 
-@pytest.fixture(scope="module")
-def sleep_fit():
-    return lmm.lmer("Reaction ~ Days + (Days | Subject)", lmm.datasets.load("sleepstudy"))
-
-
 def test_draws_do_not_depend_on_batching(sleep_fit):
     m = sleep_fit.model
     truth = Truth(sleep_fit.fixef, sleep_fit.theta, sleep_fit.sigma)

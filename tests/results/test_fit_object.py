@@ -7,16 +7,17 @@ import pandas as pd
 import pytest
 
 import lmmjax as lmm
+from lmmjax.lmer import ml_fit
 
 
 @pytest.fixture(scope="module")
-def sleep():
-    return lmm.datasets.load("sleepstudy")
+def sleep(sleep_df):
+    return sleep_df
 
 
 @pytest.fixture(scope="module")
-def fit(sleep):
-    return lmm.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+def fit(sleep_fit):
+    return sleep_fit
 
 
 def test_predict_on_fitted_rows_equals_fitted(fit, sleep):
@@ -90,6 +91,45 @@ def test_summary_text_has_lme4_sections(fit):
         assert part in text, part
     assert "<table" in fit.summary()._repr_html_()
 
+
+
+def test_summary_prints_the_satterthwaite_table(fit):
+    """The printed table is coef_table(ddf="satterthwaite"), df and p-values included."""
+    summ = fit.summary()
+    pd.testing.assert_frame_equal(summ.coefficients, fit.coef_table())
+    assert list(summ.coefficients.columns) == ["estimate", "std_error", "df", "t_value", "p_value"]
+    text = str(fit)
+    assert "(degrees of freedom: Satterthwaite)" in text and "17.00" in text
+    kr = fit.summary(ddf="kenward-roger")
+    pd.testing.assert_frame_equal(kr.coefficients, fit.coef_table(ddf="kenward-roger"))
+
+
+def test_printing_a_fit_does_not_hide_a_failing_table(fit, monkeypatch):
+    """No fallback to a table without df: an error computing the table reaches the user."""
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("boom")
+
+    monkeypatch.setattr(lmm.inference, "coef_table", broken)
+    with pytest.raises(np.linalg.LinAlgError, match="boom"):
+        str(fit)
+    with pytest.raises(np.linalg.LinAlgError, match="boom"):
+        fit._repr_html_()
+
+
+def test_analysis_methods_are_attached_to_every_fit(fit):
+    for name, fn in lmm.methods.METHODS.items():
+        assert getattr(lmm.LmerFit, name) is fn, name
+
+
+def test_derived_values_are_memoized_in_the_fit(fit):
+    assert fit.fixef is fit.fixef and fit.varcorr is fit.varcorr
+    assert fit.coef_table() is not None and "satterthwaite" in fit._memo
+    copy = dataclasses.replace(fit)
+    assert "satterthwaite" not in vars(copy).get("_memo", {})
+    pd.testing.assert_series_equal(copy.fixef, fit.fixef)
+    ml = ml_fit(fit)
+    assert ml is ml_fit(fit) and not ml.reml
+    assert ml_fit(ml) is ml
 
 def test_ml_summary_shows_information_criteria(sleep):
     fit = lmm.lmer("Reaction ~ Days + (Days | Subject)", sleep, reml=False)

@@ -4,27 +4,21 @@ Tolerances (issue 2): log-likelihood within 1e-6 absolute or higher than
 lme4's; fixed effects 1e-5 relative; standard errors, σ and variance
 components 1e-4 relative; conditional modes and their SDs 1e-4.
 """
-import warnings
-
 import numpy as np
 import pytest
 
 import lmmjax as lmm
 from lmmjax.objective.deviance import deviance_jit
+from tests.conftest import fit_once
 from tests.reference_data import (
     fixture_data, fixture_ids, group_key, load_fixture, r_name, theta_in_lmm_order,
 )
 
 IDS = [i for i in fixture_ids("core") if i != "insteval_ml"]
-_FITS = {}
 
 
 def fitted(ref):
-    if ref["id"] not in _FITS:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _FITS[ref["id"]] = lmm.lmer(ref["formula"], fixture_data(ref), reml=ref["reml"])
-    return _FITS[ref["id"]]
+    return fit_once(ref["formula"], ("core", ref["id"]), reml=ref["reml"])
 
 
 def check_fit(fit, ref, tol_scale=1.0):

@@ -42,6 +42,7 @@ def quantile_se(x, p):
     return 0.5 * (x[hi] - x[lo])
 
 
+@pytest.mark.slow  # 2,000 bootstrap replicates
 def test_percentile_intervals_agree_with_bootmer(sleep_boot):
     """95% percentile intervals vs lme4's bootMer (2,000 replicates each, the fixture's
     replicates themselves).
@@ -77,6 +78,7 @@ def test_percentile_intervals_agree_with_bootmer(sleep_boot):
         np.testing.assert_allclose(ci.loc[col].to_numpy(), np.quantile(ours[:, j], [0.025, 0.975]), rtol=1e-12)
 
 
+@pytest.mark.slow  # 2,000 bootstrap replicates
 def test_replicates_equal_standalone_fits(sleep_fit, sleep_data, sleep_boot):
     """Replicate i is fit.simulate(n, seed)[i] refitted: equal to lmer on it to 1e-6.
 
@@ -100,6 +102,7 @@ def test_replicates_equal_standalone_fits(sleep_fit, sleep_data, sleep_boot):
     assert better <= 1
 
 
+@pytest.mark.slow  # 2,000 bootstrap replicates
 def test_same_replicates_whatever_the_batch_size(sleep_fit, sleep_boot):
     """Batch sizes 1, 7 and 1000 (the shared run) give identical replicates: every
     replicate runs in a vmapped group of the same width (see batched.LANE)."""
@@ -110,6 +113,7 @@ def test_same_replicates_whatever_the_batch_size(sleep_fit, sleep_boot):
         pd.testing.assert_frame_equal(b.replicates, sleep_boot.replicates.iloc[:n])
 
 
+@pytest.mark.slow  # 2,000 bootstrap replicates
 def test_same_replicates_on_four_devices(sleep_boot):
     """Sharded over 4 (forced host) devices in a subprocess: the same replicates.
 
@@ -141,6 +145,7 @@ def test_same_replicates_on_four_devices(sleep_boot):
     assert got["conv"] == sleep_boot.replicates["converged"].iloc[:64].tolist()
 
 
+@pytest.mark.slow  # 2,000 bootstrap replicates
 def test_interval_methods(sleep_fit, sleep_boot):
     reps, orig = sleep_boot.replicates, sleep_boot.original
     names = list(sleep_fit.fixef.index) + list(sleep_fit.sdcor.index)
@@ -175,6 +180,7 @@ def test_interval_methods(sleep_fit, sleep_boot):
         sleep_boot.ci(level=95)
 
 
+@pytest.mark.slow  # 2,000 bootstrap replicates
 def test_printing_counts_flagged_replicates(sleep_boot):
     reps = sleep_boot.replicates.iloc[:10].copy()
     reps["converged"] = [False, False, False] + [True] * 7
@@ -192,6 +198,7 @@ def test_printing_counts_flagged_replicates(sleep_boot):
     assert sleep_boot.n_singular == int(sleep_boot.replicates["singular"].sum()) > 0
 
 
+@pytest.mark.slow  # 2,000 bootstrap replicates
 def test_confint_bootstrap(sleep_fit, sleep_boot):
     pytest.importorskip("lmmjax.inference")
     ci = sleep_fit.confint(method="bootstrap", n=2000, seed=sleep_boot.seed, batch_size=1000, progress=False)
