@@ -31,7 +31,7 @@ ROOT = "lmmjax"
 # Stage of each top-level package or module (imports may only go to a stage <= its own).
 STAGES = {
     # foundations, importable from anywhere
-    "errors": 0, "memo": 0, "version": 0, "config": 0, "datasets": 0,
+    "errors": 0, "memo": 0, "version": 0, "config": 0, "datasets": 0, "text": 0, "lazy": 0,
     "formula": 1,
     "structure": 2, "model": 2,  # Model: the design of one model and its structure
     "objective": 3,
