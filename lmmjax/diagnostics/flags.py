@@ -243,7 +243,7 @@ def few_levels(fit) -> tuple:
 def imprecise_variance(fit, skip_groups=()) -> list:
     try:
         unc = variance_component_uncertainty(fit)
-    except Exception:  # curvature unavailable: other flags cover the fit
+    except np.linalg.LinAlgError:  # curvature not computable: the convergence flags cover the fit
         return []
     out = []
     for name, row in unc.iterrows():
@@ -276,7 +276,7 @@ def convergence(fit) -> list:
         ))
     try:
         cv = curvature(fit)
-    except Exception as exc:  # factorization failed near the optimum
+    except np.linalg.LinAlgError as exc:  # factorization failed near the optimum
         out.append(RedFlag("hessian_not_pd", f"The curvature at the optimum could not be computed ({exc}).",
                            "Treat the fit as unreliable; simplify the model."))
         return out

@@ -110,8 +110,7 @@ def test_bootstrap_delegates(monkeypatch):
         calls["boot"] = (n, seed, kw)
         return FakeBoot()
 
-    # confint reaches the bootstrap of lmmjax.simulate through its module-level import
-    monkeypatch.setattr(importlib.import_module("lmmjax.inference.confint"), "bootstrap", fake_bootstrap)
+    monkeypatch.setattr(importlib.import_module("lmmjax.simulate"), "bootstrap", fake_bootstrap)
     ci = fitted("sleep").confint(method="bootstrap", level=0.9, boot_method="basic")
     assert calls["boot"] == (1000, 0, {}) and calls["ci"] == (0.9, "basic")
     assert list(ci.index) == ["sigma"]
