@@ -32,6 +32,7 @@ ROOT = "lmmjax"
 STAGES = {
     # foundations, importable from anywhere
     "errors": 0, "memo": 0, "version": 0, "config": 0, "datasets": 0, "text": 0, "lazy": 0,
+    "validate": 0, "progress": 0, "program_cache": 0,
     "formula": 1,
     "structure": 2, "model": 2,  # Model: the design of one model and its structure
     "objective": 3,
