@@ -7,7 +7,6 @@ import pandas as pd
 from ..errors import ModelSpecError
 from ..lazy import lazy_module
 from ..results.varcorr import parameter_names
-from ..text import plain
 from ..validate import check_fraction
 from .distributions import norm_ppf
 from .profiling import profile_confint
