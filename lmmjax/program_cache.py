@@ -23,6 +23,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import pickle
 import tempfile
@@ -93,6 +94,10 @@ class CachedJit:
         self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
         self.compiler_options = dict(compiler_options or {})
         self.jitted = jax.jit(fun, static_argnums=self.static_argnums, compiler_options=compiler_options)
+        try:
+            self.signature = inspect.signature(fun)
+        except (TypeError, ValueError):  # e.g. a shard_map: called with all its arguments
+            self.signature = None
         self._programs = {}  # in-process memo: key → callable of the dynamic arguments
 
     def _key(self, statics, tree, signature) -> str:
@@ -133,7 +138,13 @@ class CachedJit:
         """Programs held in this process (stored ones and plain-jit compilations), as ``jax.jit``'s."""
         return len([p for p in self._programs.values() if p is not self.jitted]) + self.jitted._cache_size()
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
+        if self.signature is not None:  # defaults and keywords become positional arguments
+            bound = self.signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            args = bound.args
+        elif kwargs:
+            raise TypeError(f"{self.fun!r} takes positional arguments only here")
         cache = compilation_cache_dir()
         if cache is None:
             return self.jitted(*args)

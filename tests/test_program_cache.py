@@ -24,6 +24,19 @@ def affine(x, y, opts):
     return {"z": opts.scale * jnp.sin(x) @ y, "n": jnp.sum(x)}
 
 
+def scaled(x, y, k=2.0, shift=False):
+    return x * k + (1.0 if shift else 0.0) + y
+
+
+def test_defaults_and_keywords_bind_like_a_plain_call(cache):
+    f = cached_jit(scaled, static_argnums=(2, 3))
+    x = np.ones(2)
+    np.testing.assert_array_equal(f(x, x), [3.0, 3.0])
+    np.testing.assert_array_equal(f(x, x, 2.0), [3.0, 3.0])  # the same program
+    np.testing.assert_array_equal(f(x, y=x, shift=True), [4.0, 4.0])
+    assert len(stored(cache)) == 2
+
+
 def affine_len(x, k):
     return x * len(k)
 
