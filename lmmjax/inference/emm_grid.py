@@ -262,7 +262,8 @@ def _cell_counts(frame, variables: tuple, index: np.ndarray) -> np.ndarray:
     grid_codes = np.zeros(len(index), dtype=np.int64)
     for j, var in keyed:
         lookup = {_label(v): i for i, v in enumerate(var.values)}
-        obs = np.array([lookup.get(_label(v), -1) for v in data[var.name].tolist()])
+        col = data[var.name].astype(object)
+        obs = col.map({u: lookup.get(_label(u), -1) for u in pd.unique(col)}).to_numpy(dtype=np.int64)
         size = len(var.values)
         codes = np.where((codes < 0) | (obs < 0), -1, codes * size + obs)
         grid_codes = grid_codes * size + index[:, j]
@@ -292,6 +293,11 @@ def reference_grid(fit, at=None, cov_reduce: str = "mean", shift: dict | None = 
     (18, 18)
     """
     frame = fit.model.frame
+    if getattr(frame.formula, "offsets", ()):
+        raise ModelSpecError(
+            f"Marginal means of a model with offset() terms ({', '.join(frame.formula.offsets)}) are not "
+            "available yet: emmeans adds the offset at its reference value, lmmjax does not guess it."
+        )
     at = check_at(frame, at)
     variables = []
     for name, kind in model_variables(frame):

@@ -234,3 +234,4 @@ def test_bad_covariate_values():
         quiet(m.emmeans, "recipe", at={"temp": ["hot"]})
     with pytest.raises(ModelSpecError, match="must be finite numbers"):
         quiet(m.emmeans, "recipe", at={"temp": [np.nan]})
+
