@@ -37,15 +37,25 @@ PLOTS = ("diagnostics", "residuals_fitted", "qq", "scale_location", "ranef_qq", 
          "caterpillar", "cooks_distance")
 
 
-def _count(text: str) -> int:
-    """A number of replicates for argparse: a whole number ≥ 0."""
+def _whole(text: str, hint: str) -> int:
+    """A whole number ≥ 0 for argparse (``hint`` says what a negative one should be)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 (no bootstrap) or more")
+        raise argparse.ArgumentTypeError(f"{value} is negative; {hint}")
     return value
+
+
+def _count(text: str) -> int:
+    """A number of replicates for argparse: a whole number ≥ 0."""
+    return _whole(text, "give 0 (no bootstrap) or more")
+
+
+def _seed(text: str) -> int:
+    """A random seed for argparse: a whole number ≥ 0."""
+    return _whole(text, "a seed is a whole number, 0 or more")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     f.add_argument("--bootstrap", type=_count, default=0, metavar="N",
                    help="parametric bootstrap with N replicates for the intervals")
-    f.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    f.add_argument("--seed", type=_seed, default=0, help="seed of the bootstrap (default 0)")
     f.add_argument("--out", metavar="DIR", help="write the diagnostic plots (PNG) and report.md here")
     f.add_argument("--format", choices=("text", "markdown"), default="text", help="report format")
     w = sub.add_parser("warmup", help="compile the common small-model programs into the persistent cache",

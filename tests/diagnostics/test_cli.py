@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import lmmjax as lmm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,6 +119,18 @@ def test_cli_negative_bootstrap_is_a_usage_error(tmp_path):
     res = run(["fit", str(csv), "Yield ~ 1 + (1 | Batch)", "--bootstrap", "-5"], tmp_path)
     assert res.returncode == 2 and res.stdout == ""
     assert "-5 is negative" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--bootstrap", "2.7"], "'2.7' is not a whole number"),
+    (["--bootstrap", "10", "--seed", "-1"], "-1 is negative; a seed is a whole number"),
+])
+def test_cli_bad_counts_are_usage_errors_before_any_output(tmp_path, args, words):
+    csv = tmp_path / "d.csv"
+    lmm.datasets.load("dyestuff").to_csv(csv, index=False)
+    res = run(["fit", str(csv), "Yield ~ 1 + (1 | Batch)", *args], tmp_path)
+    assert res.returncode == 2 and res.stdout == ""
+    assert words in res.stderr and "Traceback" not in res.stderr
 
 
 def test_cli_exit_code_is_non_zero_on_input_errors(tmp_path):
