@@ -22,7 +22,7 @@ def _singular_message(fit: LmerFit) -> str:
     variance is 0, a column whose variance is 0, or a correlation that is ±1."""
     theta, layout = fit.theta, fit.model.layout
     parts, advice = [], []
-    for i in np.nonzero(np.isfinite(layout.lower) & (theta < 1e-4))[0]:
+    for i in np.nonzero(layout.diagonal & (theta < 1e-4))[0]:
         t, row = layout.term_of[i], layout.row[i]
         tm = fit.model.frame.terms[t]
         col = tm.columns[row]
@@ -68,7 +68,7 @@ def fit_model(model: Model, formula: str, theta0=None, warn: bool = True) -> Lme
     return fit
 
 
-def lmer(formula: str, data: pd.DataFrame, reml: bool = True) -> LmerFit:
+def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None) -> LmerFit:
     """Fit a linear mixed model with lme4's formula syntax.
 
     Parameters
@@ -79,6 +79,16 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True) -> LmerFit:
     data : pandas.DataFrame
     reml : bool, default True
         REML (True) or maximum likelihood (False).
+    weights : str or array, optional
+        Prior weights (a column name or one value per data row), as lme4:
+        the residual variance of row i is σ²/wᵢ. A zero weight leaves the row
+        out of the likelihood (lme4 itself returns a log-likelihood of −∞
+        there; lmmjax gives the fit without those rows). Negative or
+        non-finite weights raise :class:`~lmmjax.ModelSpecError`.
+    offset : str or array, optional
+        A known term added to the linear predictor (a column name or one
+        value per data row), as lme4's ``offset=``; ``offset(expr)`` in the
+        formula works too and the two add up.
 
     A fit that takes more than a second shows a timer (and "compiling…" for a
     model structure new to the process); ``LMMJAX_PROGRESS=0`` turns it off.
@@ -95,14 +105,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True) -> LmerFit:
     25.59
     """
     reml = check_bool(reml, "reml")
-    model = build_model(formula, data, reml=reml)
-    offset = getattr(model.frame, "offset", None)
-    if offset is not None and np.any(offset != 0) and not getattr(model, "fits_offset", False):
-        # The formula side is done (ModelFrame.offset); refuse rather than ignore it
-        # until the engine subtracts it from y (then set Model.fits_offset).
-        raise ModelSpecError(
-            f"offset() in {formula!r} is recognised, but fitting with an offset is not "
-            "supported yet; subtract it from the response instead.")
+    model = build_model(formula, data, reml=reml, weights=weights, offset=offset)
     with Progress(desc="lmer", unit="s", compiling=first_use(("lmer", model.dims))):
         return fit_model(model, formula)
 

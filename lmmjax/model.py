@@ -2,32 +2,54 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .errors import ModelSpecError
 from .formula.model_frame import ModelFrame, build_model_frame
-from .structure.blocks import Block, ThetaLayout, build_blocks
-from .structure.crossprod import Dims, cross_products
+from .objective.crossprod import cross_products_jit, design_products_jit
+from .structure.blocks import ThetaLayout, build_blocks, sparse_z, sparse_z1
+from .structure.crossprod import Dims, Structure, build_structure
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Model:
-    """Model frame, blocks, θ layout and cross-products of one model.
+    """Model frame, blocks, θ layout, structure and cross-product values of one model.
 
-    Built once by :func:`build_model`; refits with another response or
-    estimation method make new ``Model`` objects through
-    :meth:`with_response` and :meth:`with_reml`.
+    Built once by :func:`build_model`. Refits with another response, other
+    row weights or another estimation method make new ``Model`` objects
+    (:meth:`with_response`, :meth:`with_weights`, :meth:`with_reml`); every
+    one recomputes its cross-products through the single JAX function
+    :func:`lmmjax.objective.crossprod.cross_products`.
+
+    Attributes
+    ----------
+    weights : ndarray (nobs,)
+        Prior weights of the rows used (1 without ``weights=``); residual
+        variance σ²/wᵢ; a zero weight leaves the row out of the likelihood.
+    offset : ndarray (nobs,)
+        Known part of the linear predictor (0 without an offset).
     """
 
     frame: ModelFrame
     blocks: list
     layout: ThetaLayout
-    dims: Dims
+    structure: Structure
+    weights: np.ndarray
+    offset: np.ndarray
     arrays: dict
-    Z2: sp.csr_matrix
     data_name: str | None = None
+
+    @property
+    def dims(self) -> Dims:
+        return self.structure.dims
+
+    @property
+    def pattern(self):
+        return self.structure.pattern
 
     @property
     def reml(self) -> bool:
@@ -41,52 +63,162 @@ class Model:
     def X(self) -> np.ndarray:
         return self.frame.X
 
+    @property
+    def n_rows(self) -> int:
+        """Rows of the model frame (including any with zero weight)."""
+        return len(self.frame.y)
+
+    @property
+    def nobs(self) -> int:
+        """Observations in the likelihood (rows with positive weight)."""
+        return int(np.sum(self.weights > 0))
+
+    @property
+    def weighted(self) -> bool:
+        return bool(np.any(self.weights != 1.0))
+
+    @cached_property
+    def Z2(self) -> sp.csr_matrix:
+        """The later blocks' Z (rows × q2, sparse, columns level-major)."""
+        return sparse_z(self.blocks, self.n_rows)
+
+    @cached_property
+    def A21(self) -> sp.csr_matrix:
+        """Z₂ᵀWZ₁ (q2 × l1·p1, sparse) with the prior weights."""
+        Z1 = sparse_z1(self.blocks[0])
+        return (self.Z2.T @ sp.diags(self.weights) @ Z1).tocsr()
+
+    # ---- cross-product values -------------------------------------------------------
+    def values(self, weights=None, y=None) -> dict:
+        """Index arrays and cross-product values for other weights and/or response."""
+        w = self.weights if weights is None else np.asarray(weights, float)
+        y = self.y if y is None else np.asarray(y, float)
+        pat = self.pattern
+        vals = cross_products_jit(pat.arrays, pat.pad(w), pat.pad(y), pat.pad(self.offset), self.dims)
+        return {**self.structure.index, **vals}
+
+    def response_inputs(self) -> dict:
+        """Inputs of :func:`lmmjax.objective.crossprod.response_arrays` (batched refits)."""
+        pat = self.pattern
+        w = pat.pad(self.weights)
+        return dict(pattern=pat.arrays, w=w, offset=pat.pad(self.offset), index=self.structure.index,
+                    design=design_products_jit(pat.arrays, w, self.dims))
+
+    def pad_responses(self, Y) -> np.ndarray:
+        """Responses (B, n_rows) padded to the pattern's rows: (B, padded rows)."""
+        Y = np.asarray(Y, float)
+        return np.pad(Y, ((0, 0), (0, self.pattern.n_rows - Y.shape[1])))
+
     def with_reml(self, reml: bool) -> "Model":
         """The same model estimated by REML (True) or ML (False)."""
-        return replace(self, dims=replace(self.dims, reml=bool(reml)))
+        return replace(self, structure=replace(self.structure, dims=replace(self.dims, reml=bool(reml))))
 
     def with_response(self, y: np.ndarray) -> "Model":
-        """The same design with another response vector (cross-products of y redone)."""
+        """The same design with another response vector."""
         y = np.asarray(y, dtype=float)
-        frame = replace(self.frame, y=y)
-        arrays = dict(self.arrays)
-        arrays.update(response_products(self, y))
-        return replace(self, frame=frame, arrays=arrays)
+        return replace(self, frame=replace(self.frame, y=y), arrays=self.values(y=y))
+
+    def with_weights(self, weights: np.ndarray) -> "Model":
+        """The same design with other prior weights (0 removes a row, e.g. deletion refits)."""
+        weights = np.asarray(weights, dtype=float)
+        return replace(self, weights=weights, arrays=self.values(weights=weights))
+
+    def with_fixed_columns(self, keep) -> "Model":
+        """The same random part and rows with only the fixed-effect columns ``keep`` (positions)."""
+        keep = list(keep)
+        frame = replace(self.frame, X=self.X[:, keep], fixed_names=[self.frame.fixed_names[j] for j in keep])
+        structure = build_structure(self.blocks, frame.X, self.reml, self.layout.size,
+                                    schur=getattr(self.dims.kind, "schur", "auto"))
+        model = replace(self, frame=frame, structure=structure)
+        return replace(model, arrays=model.values())
 
     def with_schur(self, schur: str) -> "Model":
-        """The same model with the dense Schur update done as "pairs" or "matmul".
+        """The same model with a dense Schur update done as "pairs" or "matmul".
 
         The batched Satterthwaite derivatives (second order, vmapped) compile
         far faster through the pair scatter than through the matmul form.
         """
-        if self.dims.schur == schur or self.dims.rest != "dense":
+        kind = self.dims.kind
+        if getattr(kind, "schur", schur) == schur:
             return self
-        dims, arrays, Z2 = cross_products(self.blocks, self.X, self.y, self.reml, self.layout.size, schur=schur)
-        return replace(self, dims=dims, arrays=arrays, Z2=Z2)
+        structure = build_structure(self.blocks, self.X, self.reml, self.layout.size, schur=schur)
+        model = replace(self, structure=structure)
+        return replace(model, arrays=model.values())
 
     def z_times(self, b_blocks: list) -> np.ndarray:
         """Z b for random effects given per block as (nlevels, p) arrays."""
-        out = np.zeros(self.dims.n)
+        out = np.zeros(self.n_rows)
         for blk, b in zip(self.blocks, b_blocks):
             out += np.einsum("ip,ip->i", blk.Z, b[blk.codes])
         return out
 
 
-def response_products(model: Model, y: np.ndarray) -> dict:
-    """The parts of the cross-products that depend on y (for refits)."""
-    from .structure.crossprod import per_level_products
+def _row_values(arg, data: pd.DataFrame, frame: ModelFrame, what: str) -> tuple[np.ndarray, str]:
+    """Values of a ``weights=``/``offset=`` argument (column name or array) for the rows used."""
+    if isinstance(arg, str):
+        if arg not in data.columns:
+            raise ModelSpecError(f"The {what} column {arg!r} is not in the data (available: {list(data.columns)}).")
+        values, name = data[arg], f"column {arg!r}"
+    else:
+        values, name = arg, f"{what} array"
+        if np.ndim(values) != 1 or len(values) != len(data):
+            raise ModelSpecError(f"{what} must be a column name or an array with one value per data row "
+                                 f"({len(data)}); got shape {np.shape(values)}.")
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ModelSpecError(f"The {what} ({name}) must be numeric.") from None
+    if data.index.is_unique:
+        pos = data.index.get_indexer(frame.rows)
+    elif len(frame.rows) == len(data):
+        pos = np.arange(len(data))
+    else:
+        raise ModelSpecError(f"{what} with dropped rows needs a DataFrame with a unique index.")
+    return values[pos], name
 
-    XY = np.column_stack([model.X, y])
-    b1 = model.blocks[0]
-    out = dict(A1X=per_level_products(b1.codes, b1.Z, XY, b1.nlevels), AXX=XY.T @ XY)
-    if model.dims.q2 > 0:
-        out["A2X"] = np.asarray(model.Z2.T @ XY)
-    return out
+
+def model_weights(weights, data, frame) -> np.ndarray:
+    """Prior weights for the rows used, checked (finite, ≥ 0, not all 0)."""
+    if weights is None:
+        return np.ones(frame.nobs)
+    w, name = _row_values(weights, data, frame, "weights")
+    if not np.all(np.isfinite(w)):
+        raise ModelSpecError(f"The weights ({name}) have missing or infinite values; weights must be finite.")
+    if np.any(w < 0):
+        raise ModelSpecError(f"The weights ({name}) have negative values ({int(np.sum(w < 0))} rows); "
+                             "prior weights must be non-negative.")
+    if np.sum(w > 0) <= frame.X.shape[1]:
+        raise ModelSpecError(f"The weights ({name}) leave {int(np.sum(w > 0))} rows with positive weight, "
+                             f"too few for {frame.X.shape[1]} fixed effects.")
+    return w
 
 
-def build_model(formula: str, data: pd.DataFrame, reml: bool = True) -> Model:
-    """Parse, check and precompute everything for ``formula`` on ``data``."""
+def model_offset(offset, data, frame) -> np.ndarray:
+    """The offset for the rows used: the ``offset=`` argument plus any ``offset()`` in the formula."""
+    total = np.array(getattr(frame, "offset", None) if getattr(frame, "offset", None) is not None
+                     else np.zeros(frame.nobs), dtype=float)
+    if offset is not None:
+        o, name = _row_values(offset, data, frame, "offset")
+        if not np.all(np.isfinite(o)):
+            raise ModelSpecError(f"The offset ({name}) has missing or infinite values; it must be finite.")
+        total = total + o
+    return total
+
+
+def build_model(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None) -> Model:
+    """Parse, check and precompute everything for ``formula`` on ``data``.
+
+    Examples
+    --------
+    >>> import lmmjax as lmm
+    >>> model = build_model("Reaction ~ Days + (Days | Subject)", lmm.datasets.load("sleepstudy"))
+    >>> model.nobs
+    180
+    """
     mf = build_model_frame(formula, data)
+    w = model_weights(weights, data, mf)
+    off = model_offset(offset, data, mf)
     blocks, layout = build_blocks(mf)
-    dims, arrays, Z2 = cross_products(blocks, mf.X, mf.y, reml, layout.size)
-    return Model(frame=mf, blocks=blocks, layout=layout, dims=dims, arrays=arrays, Z2=Z2)
+    structure = build_structure(blocks, mf.X, reml, layout.size)
+    model = Model(frame=mf, blocks=blocks, layout=layout, structure=structure, weights=w, offset=off, arrays={})
+    return replace(model, arrays=model.values())

@@ -46,11 +46,10 @@ import pandas as pd
 
 from ..errors import ModelSpecError
 from ..results.varcorr import sdcor_vector
-from .deletion import DeletionArrays, estimates_from_arrays, fixed_rank_ok, refit_batched, refit_sequential
+from .deletion import refit_deleted
 from .residuals import conditional_ls
 
 METHODS = ("auto", "exact", "approximate")
-BATCH_MIN = 48  # from this many exact refits on, fit them batched
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,7 +164,7 @@ def _case_rows(fit, level: str, group):
     model = fit.model
     if level == "observation":
         labels = pd.Index(model.frame.rows, name="row")
-        return labels, [np.array([i]) for i in range(model.dims.n)], None
+        return labels, [np.array([i]) for i in range(model.n_rows)], None
     if level != "group":
         raise ModelSpecError(f"level must be 'group' or 'observation', not {level!r}.")
     if group is None:
@@ -210,7 +209,7 @@ def _choose(method: str, n_cases: int, max_refits: int, level: str) -> tuple:
 
 
 def influence(fit, level: str = "group", group: str | None = None, method: str = "auto",
-              max_refits: int = 100, batched: bool | None = None) -> Influence:
+              max_refits: int = 100) -> Influence:
     """Case-deletion influence of groups or observations.
 
     Parameters
@@ -224,9 +223,6 @@ def influence(fit, level: str = "group", group: str | None = None, method: str =
     method : {"auto", "exact", "approximate"}
         See the module documentation; ``"auto"`` refits exactly when there
         are at most ``max_refits`` cases.
-    batched : bool, optional
-        Fit the exact refits together (one vmapped objective per iteration)
-        rather than one by one; default when there are at least 48 cases.
 
     Returns
     -------
@@ -244,7 +240,7 @@ def influence(fit, level: str = "group", group: str | None = None, method: str =
     labels, row_sets, group = _case_rows(fit, level, group)
     how, note = _choose(method, len(labels), max_refits, level)
     if how == "exact":
-        return _exact(fit, level, group, labels, row_sets, note, batched)
+        return _exact(fit, level, group, labels, row_sets, note)
     return _approximate(fit, level, group, labels, row_sets, note)
 
 
@@ -262,39 +258,23 @@ def _base(fit):
     return dict(base_fixef=fit.fixef, base_vcov=fit.vcov, base_sdcor=fit.sdcor)
 
 
-def _exact(fit, level, group, labels, row_sets, note, batched) -> Influence:
+def _exact(fit, level, group, labels, row_sets, note) -> Influence:
     model = fit.model
-    dims, lower = model.dims, model.layout.lower
-    build = DeletionArrays(model)
-    cases = []
-    for rows in row_sets:
-        arrays = build(rows)
-        cases.append(arrays if fixed_rank_ok(arrays, dims.p) and arrays["nobs"] > dims.p + 1 else None)
-    if batched is None:
-        batched = len(cases) >= BATCH_MIN
-    refits = (refit_batched if batched else refit_sequential)(cases, dims, lower, fit.theta)
-    p = dims.p
+    refits = refit_deleted(model, row_sets, fit.theta)
     names = list(fit.sdcor.index)
-    beta = np.full((len(cases), p), np.nan)
-    sdcor = np.full((len(cases), len(names)), np.nan)
-    vcov = np.full((len(cases), p, p), np.nan)
-    for i, (arrays, r) in enumerate(zip(cases, refits)):
-        if arrays is None:
-            continue
-        est = estimates_from_arrays(arrays, dims, r.theta)
-        beta[i] = est.beta
-        vcov[i] = est.sigma ** 2 * est.vcov_unscaled
-        sdcor[i] = sdcor_vector(model, r.theta, est.sigma).to_numpy()
-    if any(c is None for c in cases):
-        note += (f" {sum(c is None for c in cases)} case(s) could not be refitted: without them a "
+    sdcor = np.full((len(row_sets), len(names)), np.nan)
+    for i in np.nonzero(refits.estimable)[0]:
+        sdcor[i] = sdcor_vector(model, refits.theta[i], refits.sigma[i]).to_numpy()
+    n_bad = int(np.sum(~refits.estimable))
+    if n_bad:
+        note += (f" {n_bad} case(s) could not be refitted: without them a "
                  "fixed effect is not estimable (NaN).")
-    converged = np.array([r.converged for r in refits], dtype=bool)
     return Influence(
         level=level, group=group, method="exact", note=note, cases=labels,
         n_deleted=np.array([len(r) for r in row_sets]),
-        fixef=pd.DataFrame(beta, index=labels, columns=fit.fixef.index),
+        fixef=pd.DataFrame(refits.beta, index=labels, columns=fit.fixef.index),
         sdcor=pd.DataFrame(sdcor, index=labels, columns=names),
-        vcov=vcov, converged=converged, **_base(fit),
+        vcov=refits.sigma[:, None, None] ** 2 * refits.vcov_unscaled, converged=refits.converged, **_base(fit),
     )
 
 
@@ -302,7 +282,7 @@ def _approximate(fit, level, group, labels, row_sets, note) -> Influence:
     ls = conditional_ls(fit)
     model = fit.model
     p = model.dims.p
-    n = model.dims.n
+    n = model.n_rows
     k = np.array([len(r) for r in row_sets])
     if level == "observation":
         dbeta, dpwrss = ls.delete_each_row()

@@ -45,8 +45,8 @@ def criterion_parts(fit, theta: np.ndarray, arrays=None) -> tuple:
     dims = model.dims
     f = factorize_jit(np.asarray(theta, float), model.arrays if arrays is None else arrays, dims)
     p = dims.p
-    LXX = np.asarray(f["LXX"])
-    G = float(f["logdet_L"])
+    LXX = np.asarray(f.LXX)
+    G = float(f.logdet_L) - float(f.sum_log_w)
     if dims.reml:
         G += 2.0 * np.sum(np.log(np.diagonal(LXX)[:p]))
     return G, float(LXX[p, p] ** 2)

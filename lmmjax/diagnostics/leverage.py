@@ -27,7 +27,9 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..memo import memoized
-from ..results.estimates import _a21, lambda2_sparse, t_matrix
+from ..results.estimates import schur_inverse_blocks, solve_schur
+from ..structure.kinds import NestedLaterBlock
+from ..structure.lambda_map import lambda2_sparse, t_matrix
 
 
 class ConditionalLS:
@@ -49,28 +51,28 @@ class ConditionalLS:
         self.fit = fit
         self.chunk = chunk
         model, est = fit.model, fit.estimates
-        self.n, self.p, self.q2 = model.dims.n, model.dims.p, model.dims.q2
+        self.n, self.p, self.q2 = model.n_rows, model.dims.p, model.dims.q2
         b1 = model.blocks[0]
         self.codes1 = b1.codes
         self.p1 = b1.p
         self.l1 = b1.nlevels
-        T1 = t_matrix(b1, est.theta)
-        self.M11inv = np.asarray(est.factor["M11inv"])
-        self.w1 = b1.Z @ T1  # row i: (T1ᵀ z_i)ᵀ
+        T1 = t_matrix(b1.theta_index, est.theta)
+        self.M11inv = np.asarray(est.factor.M11inv)
+        sw = np.sqrt(model.weights)  # rows scaled by √wᵢ: the weighted problem as an unweighted one
+        self.w1 = sw[:, None] * (b1.Z @ T1)  # row i: (T1ᵀ z_i)ᵀ
         self.u1 = np.einsum("iab,ib->ia", self.M11inv[self.codes1], self.w1)  # A11⁻¹ w1_i
         if self.q2 > 0:
-            Lam2 = lambda2_sparse(model, est.theta)
-            self.W2 = (model.Z2 @ Lam2).tocsr()
-            self.M21 = (Lam2.T @ _a21(model) @ sp.kron(sp.eye(self.l1), sp.csr_matrix(T1))).tocsr()
-            if getattr(model.dims, "rest", "dense") == "blockdiag":
+            Lam2 = lambda2_sparse(model.blocks, est.theta)
+            self.W2 = (sp.diags(sw) @ model.Z2 @ Lam2).tocsr()
+            self.M21 = (Lam2.T @ model.A21 @ sp.kron(sp.eye(self.l1), sp.csr_matrix(T1))).tocsr()
+            if isinstance(model.dims.kind, NestedLaterBlock):
                 # later block nested in block 1: S⁻¹ is block-diagonal, kept sparse
-                self.S22inv = sp.block_diag(list(np.asarray(est.factor["Sinv"])), format="csr")
+                self.S22inv = sp.block_diag(schur_inverse_blocks(model, est.factor), format="csr")
             else:
-                L22 = np.asarray(est.factor["L22"])
-                self.S22inv = sla.cho_solve((L22, True), np.eye(self.q2))
+                self.S22inv = solve_schur(model, est.factor, np.eye(self.q2))
             self.R = (self.W2 - self._block1_sparse(self.u1) @ self.M21.T).tocsr()
-        self.X = model.X
-        self.S = np.asarray(est.factor["SXX"])[: self.p, : self.p]
+        self.X = sw[:, None] * model.X
+        self.S = np.asarray(est.factor.SXX)[: self.p, : self.p]
         self.Sinv = est.vcov_unscaled
 
     def _block1_sparse(self, vals: np.ndarray, rows=None) -> sp.csr_matrix:

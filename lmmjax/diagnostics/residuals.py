@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ModelSpecError
 from ..memo import memoized
-from ..results.estimates import t_matrix
+from ..structure.lambda_map import t_matrix
 from .leverage import ConditionalLS
 
 KINDS = ("response", "pearson", "studentized")
@@ -28,9 +28,10 @@ TYPES = ("conditional", "marginal")
 def marginal_variance(fit) -> np.ndarray:
     """diag(V̂): the model variance of each observation, σ²(1 + Σ_k ‖T_kᵀ z_ik‖²)."""
     model = fit.model
-    out = np.ones(model.dims.n)
+    w = model.weights
+    out = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), np.inf)  # residual variance σ²/wᵢ
     for blk in model.blocks:
-        ZT = blk.Z @ t_matrix(blk, fit.theta)
+        ZT = blk.Z @ t_matrix(blk.theta_index, fit.theta)
         out += np.einsum("ia,ia->i", ZT, ZT)
     return fit.sigma ** 2 * out
 
@@ -78,13 +79,13 @@ def residuals(fit, kind: str = "response", type: str = "conditional") -> np.ndar
     if type == "conditional":
         r = fit.residuals("response")
         if kind == "pearson":
-            return r / fit.sigma
+            return r * np.sqrt(fit.model.weights) / fit.sigma
         if kind == "studentized":
             h = leverage(fit)
             with np.errstate(divide="ignore", invalid="ignore"):
-                return r / (fit.sigma * np.sqrt(np.maximum(1.0 - h, 0.0)))
+                return r * np.sqrt(fit.model.weights) / (fit.sigma * np.sqrt(np.maximum(1.0 - h, 0.0)))
         return r
-    r = fit.model.y - fit.model.X @ fit.estimates.beta
+    r = fit.model.y - fit.model.offset - fit.model.X @ fit.estimates.beta
     if kind == "pearson":
         return r / np.sqrt(marginal_variance(fit))
     if kind == "studentized":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..structure.kinds import DenseLaterBlocks
 from .optimize import start_theta
 
 DENSE_START_THRESHOLD = 256  # size of the dense block above which moment starts pay off
@@ -25,7 +26,7 @@ def choose_start(model) -> np.ndarray:
     moment start measured worse than lme4's (22 against 15 evaluations).
     """
     intercepts_only = all(tm.columns == ["Intercept"] for tm in model.frame.terms)
-    if intercepts_only and model.dims.rest == "dense" and model.dims.q2 >= DENSE_START_THRESHOLD:
+    if intercepts_only and isinstance(model.dims.kind, DenseLaterBlocks) and model.dims.q2 >= DENSE_START_THRESHOLD:
         return moment_start(model)
     return start_theta(model.layout.lower)
 
@@ -42,7 +43,7 @@ def moment_start(model) -> np.ndarray:
     """
     layout = model.layout
     theta = start_theta(layout.lower)
-    X, y = model.X, model.y
+    X, y = model.X, model.y - model.offset
     beta = np.linalg.lstsq(X, y, rcond=None)[0]
     resid = y - X @ beta
     s2 = float(resid.var())

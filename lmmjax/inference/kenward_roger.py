@@ -33,35 +33,31 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from ..results.estimates import lambda2_sparse, t_matrix
 from ..results.varcorr import term_covariances
+from ..structure.blocks import sparse_z1
+from ..structure.lambda_map import lambda2_sparse, t_matrix
 
 
 # ---- structure: full Z, Λ and the parameters' patterns ------------------------------------------
-def _z1(model) -> sp.csr_matrix:
-    b1 = model.blocks[0]
-    n, p1 = model.dims.n, b1.p
-    return sp.csr_matrix(
-        (b1.Z.ravel(), (np.repeat(np.arange(n), p1), (b1.codes[:, None] * p1 + np.arange(p1)).ravel())),
-        shape=(n, b1.nlevels * p1),
-    )
-
-
 def full_z(model) -> sp.csc_matrix:
-    """Z (n × q) in the engine's order: block 1 level-major, then the rest as ``model.Z2``."""
-    Z1 = _z1(model)
-    if model.dims.q2 == 0:
-        return Z1.tocsc()
-    return sp.hstack([Z1, model.Z2]).tocsc()
+    """√W Z (n × q) in the engine's order: block 1 level-major, then the rest as ``model.Z2``.
+
+    Rows are scaled by √wᵢ (prior weights), which turns V = σ²(W⁻¹ + ZΛΛᵀZᵀ)
+    into σ²(I + Z̃ΛΛᵀZ̃ᵀ); Kenward-Roger is the same in either form.
+    """
+    Z = sparse_z1(model.blocks[0])
+    if model.dims.q2 > 0:
+        Z = sp.hstack([Z, model.Z2])
+    return (sp.diags(np.sqrt(model.weights)) @ Z).tocsc()
 
 
 def full_lambda(model, theta: np.ndarray) -> sp.csc_matrix:
     """Λ (q × q), block-diagonal: I ⊗ T1 for block 1, then Λ₂."""
     b1 = model.blocks[0]
-    lam1 = sp.kron(sp.identity(b1.nlevels, format="csr"), sp.csr_matrix(t_matrix(b1, theta)))
+    lam1 = sp.kron(sp.identity(b1.nlevels, format="csr"), sp.csr_matrix(t_matrix(b1.theta_index, theta)))
     if model.dims.q2 == 0:
         return lam1.tocsc()
-    return sp.block_diag([lam1, lambda2_sparse(model, theta)]).tocsc()
+    return sp.block_diag([lam1, lambda2_sparse(model.blocks, theta)]).tocsc()
 
 
 def block_offsets(model) -> list:
@@ -155,7 +151,7 @@ class KRProducts:
 def kr_products(model, theta: np.ndarray, sigma: float) -> KRProducts:
     """Z'V⁻¹Z, Z'V⁻¹X, … at (θ, σ) from sparse cross-products and M⁻¹."""
     Z = full_z(model)
-    X = model.X
+    X = np.sqrt(model.weights)[:, None] * model.X
     Lam = full_lambda(model, theta)
     ZtZ = (Z.T @ Z).tocsc()
     ZtX = np.asarray(Z.T @ X)

@@ -69,14 +69,14 @@ def fixed_deviance(theta, b, j, arrays, dims):
     """ML deviance with β_j = b, the other β and σ profiled, at θ."""
     f = factorize(theta, arrays, dims)
     p = dims.p
-    LXX = f["LXX"]
+    LXX = f.LXX
     R = LXX[:p, :p]
     Rinv = jax.scipy.linalg.solve_triangular(R, jnp.eye(p, dtype=R.dtype), lower=True)
     C = Rinv.T @ Rinv
-    beta = C @ f["SXX"][:p, p]
+    beta = C @ f.SXX[:p, p]
     pw = LXX[p, p] ** 2 + (b - beta[j]) ** 2 / C[j, j]
     n = arrays["nobs"]
-    return f["logdet_L"] + n * (1.0 + LOG2PI + jnp.log(pw / n))
+    return f.logdet_L - f.sum_log_w + n * (1.0 + LOG2PI + jnp.log(pw / n))
 
 
 fixed_value_and_grad = jax.jit(jax.value_and_grad(fixed_deviance), static_argnums=4)

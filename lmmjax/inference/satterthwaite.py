@@ -39,10 +39,10 @@ def _deviance_and_covbeta(varpar, arrays, dims):
     theta, sigma = varpar[:-1], varpar[-1]
     f = factorize(theta, arrays, dims)
     p = dims.p
-    LXX = f["LXX"]
+    LXX = f.LXX
     s2 = sigma ** 2
     n = arrays["nobs"]
-    dev = f["logdet_L"] + LXX[p, p] ** 2 / s2  # pwrss / σ²
+    dev = f.logdet_L - f.sum_log_w + LXX[p, p] ** 2 / s2  # pwrss / σ²
     if dims.reml:
         dev = dev + 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)[:p])) + (n - p) * (LOG2PI + jnp.log(s2))
     else:

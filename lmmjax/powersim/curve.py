@@ -178,7 +178,7 @@ def power_curve(fit_or_data, along: str | None = None, sizes=None, test=None, me
                 deleted = _deleted_rows(big_model, d)
                 compatible = (list(model.frame.fixed_names) == list(big_model.frame.fixed_names)
                               and model.layout.names == big_model.layout.names
-                              and model.dims.n == big_model.dims.n - len(deleted)
+                              and model.n_rows == big_model.n_rows - len(deleted)
                               and hyp.columns == big_hyp.columns)
                 if compatible:
                     shapes = shared_shapes(big_model, big_hyp, meth, deleted)

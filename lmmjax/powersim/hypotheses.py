@@ -25,7 +25,6 @@ from scipy import stats
 
 from ..errors import ModelSpecError
 from ..inference.satterthwaite import EIGEN_TOL, SatterthwaiteInfo, f_test, t_test
-from ..structure.crossprod import cross_products
 
 METHODS = {"lrt": "lrt", "likelihood-ratio": "lrt", "lr": "lrt",
            "wald": "wald", "z": "wald", "wald-z": "wald",
@@ -110,11 +109,7 @@ def resolve_hypothesis(model, test) -> Hypothesis:
 
 def null_model(model, hyp: Hypothesis):
     """The model without the tested columns (same random part, same rows)."""
-    keep = [j for j in range(model.dims.p) if j not in hyp.index]
-    X0 = model.X[:, keep]
-    frame = replace(model.frame, X=X0, fixed_names=[model.frame.fixed_names[j] for j in keep])
-    dims, arrays, Z2 = cross_products(model.blocks, X0, model.y, model.reml, model.layout.size)
-    return replace(model, frame=frame, dims=dims, arrays=arrays, Z2=Z2)
+    return model.with_fixed_columns([j for j in range(model.dims.p) if j not in hyp.index])
 
 
 # ---- statistics ---------------------------------------------------------------------

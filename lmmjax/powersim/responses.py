@@ -36,7 +36,7 @@ def simulate_responses(model, truth, indices, seed: int = 0) -> np.ndarray:
     """
     idx = np.asarray(indices, dtype=np.int64).ravel()
     if idx.size == 0:
-        return np.zeros((0, model.dims.n))
+        return np.zeros((0, model.n_rows))
     if np.any(np.diff(idx) != 1):
         raise ModelSpecError("simulate_responses draws consecutive simulation numbers.")
     beta = truth.fixef.reindex(model.frame.fixed_names).to_numpy(dtype=float)

@@ -16,7 +16,7 @@ from ..progress import Progress, first_use
 from ..results.fit import LmerFit
 from ..text import plain
 from ..validate import check_count, check_fraction, check_optional_bool, check_optional_count, check_seed
-from .engine import _fit_many, batch_satterthwaite, chunk_size, response_arrays
+from .engine import _fit_many, batch_satterthwaite, chunk_size
 from .hypotheses import (
     METHODS, lrt_statistics, null_model, resolve_hypothesis, satterthwaite_statistics, wald_statistics,
 )
@@ -121,13 +121,11 @@ class SharedShapes:
     """Run a design as a row subset of a larger one, on the larger one's compiled shapes.
 
     ``model`` (and ``null``) are the larger design's structures with the
-    cross-products of the ``deleted`` rows removed
-    (:func:`lmmjax.diagnostics.deletion.deleted_arrays`): a level left
-    without rows keeps its place with a zero cross-product and contributes
-    nothing, so fits are exactly those of the smaller design, while shapes
-    and :class:`~lmmjax.structure.crossprod.Dims` — hence compiled code —
-    are the larger design's. Responses are drawn for the larger design and
-    set to 0 on the deleted rows.
+    ``deleted`` rows given weight 0 (:meth:`lmmjax.model.Model.with_weights`):
+    a level left without rows keeps its place with a zero cross-product and
+    contributes nothing, so fits are exactly those of the smaller design,
+    while shapes and :class:`~lmmjax.structure.crossprod.Dims` — hence
+    compiled code — are the larger design's.
     """
 
     model: Model
@@ -138,19 +136,16 @@ class SharedShapes:
 def shared_shapes(big: Model, hyp, method: str, deleted: np.ndarray) -> SharedShapes:
     """:class:`SharedShapes` for ``big`` with the rows ``deleted`` (positions) removed."""
     deleted = np.asarray(deleted, dtype=np.int64)
-    model = replace(big, arrays=deleted_arrays(big, deleted))
-    null = None
-    if method == "lrt":
-        null_big = null_model(big, hyp)
-        null = replace(null_big, arrays=deleted_arrays(null_big, deleted))
+    w = big.weights.copy()
+    w[deleted] = 0.0
+    model = big.with_weights(w)
+    null = null_model(big, hyp).with_weights(w) if method == "lrt" else None
     return SharedShapes(model, null, deleted)
 
 
 def _run_batch(model, null, truth, hyp, method, idx, seed, theta0, devices, deleted=None):
     """Statistics (dict of arrays) for the simulations ``idx``."""
     Y = simulate_responses(model, truth, idx, seed=seed)
-    if deleted is not None and len(deleted):
-        Y[:, deleted] = 0.0  # deleted rows add nothing to the response cross-products
     fits = _fit_many(model, Y, theta0, devices)
     ok = np.isfinite(fits.deviance) & np.all(np.isfinite(fits.theta), axis=1)
     out = {c: fits.beta[:, j] for c, j in zip(hyp.columns, hyp.index)}
@@ -158,7 +153,7 @@ def _run_batch(model, null, truth, hyp, method, idx, seed, theta0, devices, dele
         vcov = fits.sigma[:, None, None] ** 2 * fits.vcov_unscaled
         out.update(wald_statistics(fits.beta, vcov, hyp))
     elif method == "satterthwaite":
-        H, C, J = batch_satterthwaite(model, fits.theta, fits.sigma, response_arrays(model, Y))
+        H, C, J = batch_satterthwaite(model, fits.theta, fits.sigma, Y)
         out.update(satterthwaite_statistics(fits.beta, H, C, J, hyp))
     else:
         fits0 = _fit_many(null, Y, theta0, devices)
@@ -240,7 +235,7 @@ def run_power(model: Model, truth: Truth, hyp, method: str, nsim: int, alpha: fl
         n_singular=int(sing.sum()), alpha=alpha, method=method, test=hyp.columns, formula=formula,
         parameters=dict(fixef=truth.fixef.copy(), varcorr=truth.varcorr(report), sigma=truth.sigma,
                         theta=truth.theta.copy()),
-        simulations=sims, nobs=report.dims.n, ngroups=ngroups, seed=seed,
+        simulations=sims, nobs=report.nobs, ngroups=ngroups, seed=seed,
         seconds=time.perf_counter() - t0,
     )
 

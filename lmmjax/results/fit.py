@@ -70,7 +70,7 @@ class LmerFit:
 
     @property
     def nobs(self) -> int:
-        return self.model.dims.n
+        return self.model.nobs
 
     @property
     @memoized
@@ -128,8 +128,7 @@ class LmerFit:
 
     @property
     def singular(self) -> bool:
-        lower = self.model.layout.lower
-        diag = np.isfinite(lower)
+        diag = self.model.layout.diagonal
         return bool(np.any(self.estimates.theta[diag] < SINGULAR_TOL))
 
     # ---- random effects ---------------------------------------------------
@@ -171,7 +170,7 @@ class LmerFit:
     @property
     @memoized
     def fitted(self) -> np.ndarray:
-        return self.model.X @ self.estimates.beta + self.model.z_times(self._modes)
+        return self.model.offset + self.model.X @ self.estimates.beta + self.model.z_times(self._modes)
 
     def residuals(self, kind: str = "response", scaled: bool = False) -> np.ndarray:
         """Conditional residuals y − ŷ.
@@ -179,13 +178,13 @@ class LmerFit:
         Parameters
         ----------
         kind : {"response", "pearson"}
-            Pearson residuals are divided by σ̂ (for an LMM with no weights).
+            Pearson residuals are √wᵢ (yᵢ − ŷᵢ) / σ̂ (wᵢ the prior weights).
         scaled : bool
             Same as ``kind="pearson"`` (lme4's ``resid(m, scaled=TRUE)``).
         """
         r = self.model.y - self.fitted
         if kind == "pearson" or scaled:
-            return r / self.sigma
+            return r * np.sqrt(self.model.weights) / self.sigma
         if kind != "response":
             raise ModelSpecError(f"Unknown residual kind {kind!r}; use 'response' or 'pearson'.")
         return r

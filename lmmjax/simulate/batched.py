@@ -41,13 +41,14 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ..fitting.optimize import start_theta
-from ..objective.deviance import factorize, profiled_deviance
+from ..objective.crossprod import cross_products, response_arrays
+from ..objective.deviance import profiled_deviance
+from ..objective.estimates import estimates_at
 from ..progress import Progress, first_use
-from ..structure.crossprod import padded_length
+from ..structure.pattern import padded_length
 from .derivatives import choose_derivatives, initial_hessian
 from .draw import SimulationParameters, draw_response, replicate_key, simulate_model, simulation_arrays
 from .newton import STATUS_TEXT, NewtonOptions, column_mates, minimize_theta
-from .products import design_arrays, response_arrays, shared_arrays
 
 jax.config.update("jax_enable_x64", True)
 
@@ -58,26 +59,20 @@ LANE = 8  # replicates per vmapped loop inside a chunk (cache-sized; measured be
 
 
 # ---- one replicate --------------------------------------------------------------------
-def _estimates(theta, arrays, dims):
-    """β̂, σ̂ and cov(β̂)/σ̂² at θ (one replicate)."""
-    f = factorize(theta, arrays, dims)
-    p = dims.p
-    LXX = f["LXX"]
-    Lxx = LXX[:p, :p]
-    Linv = jax.scipy.linalg.solve_triangular(Lxx, jnp.eye(p, dtype=LXX.dtype), lower=True)
-    beta = Linv.T @ LXX[p, :p]
-    n = arrays["nobs"]
-    dof = n - p if dims.reml else n
-    sigma = jnp.sqrt(LXX[p, p] ** 2 / dof)
-    return dict(beta=beta, sigma=sigma, vcov_unscaled=Linv.T @ Linv)
+def _fit_one(y, theta0, inputs, bounds, dims, opts):
+    return _fit_arrays(response_arrays(y, inputs, dims), theta0, bounds, dims, opts)
 
 
-def _fit_one(yarr, theta0, shared, bounds, dims, opts):
-    arrays = dict(shared)
-    arrays.update(yarr)
+def _fit_weighted(w, theta0, inputs, bounds, dims, opts):
+    arrays = {**inputs["index"], **cross_products(inputs["pattern"], w, inputs["y"], inputs["offset"], dims)}
+    return _fit_arrays(arrays, theta0, bounds, dims, opts)
+
+
+def _fit_arrays(arrays, theta0, bounds, dims, opts):
     res = minimize_theta(theta0, lambda th: profiled_deviance(th, arrays, dims), bounds["lower"], opts,
                          mates=bounds["mates"], H0=bounds["H0"])
-    res.update(_estimates(res["theta"], arrays, dims))
+    est = estimates_at(res["theta"], arrays, dims)
+    res.update(beta=est.beta, sigma=est.sigma, vcov_unscaled=est.vcov_unscaled)
     return res
 
 
@@ -103,20 +98,27 @@ def _chunk_function(kind: str, dims, opts: NewtonOptions, use_u: bool, devices, 
     rep, rest = P("rep"), P()
 
     if kind == "responses":
-        def local(Y, theta0, design, shared, bounds):
+        def local(Y, theta0, inputs, bounds):
             def one(args):
                 y, t0 = args
-                return _fit_one(response_arrays(y, design, shared, dims), t0, shared, bounds, dims, opts)
+                return _fit_one(y, t0, inputs, bounds, dims, opts)
             return lax.map(one, (Y, theta0), batch_size=lane)
-        in_specs = (rep, rep, rest, rest, rest)
+        in_specs = (rep, rep, rest, rest)
+    elif kind == "weights":
+        def local(Wb, theta0, inputs, bounds):
+            def one(args):
+                w, t0 = args
+                return _fit_weighted(w, t0, inputs, bounds, dims, opts)
+            return lax.map(one, (Wb, theta0), batch_size=lane)
+        in_specs = (rep, rep, rest, rest)
     elif kind == "simulate":
-        def local(idx, theta0, base_key, sim, design, shared, bounds):
+        def local(idx, theta0, base_key, sim, inputs, bounds):
             def one(args):
                 i, t0 = args
-                y = draw_response(replicate_key(base_key, i), sim, design, dims, use_u)
-                return _fit_one(response_arrays(y, design, shared, dims), t0, shared, bounds, dims, opts)
+                y = draw_response(replicate_key(base_key, i), sim, inputs["pattern"], dims, use_u)
+                return _fit_one(y, t0, inputs, bounds, dims, opts)
             return lax.map(one, (idx, theta0), batch_size=lane)
-        in_specs = (rep, rep, rest, rest, rest, rest, rest)
+        in_specs = (rep, rep, rest, rest, rest, rest)
     else:
         raise ValueError(kind)
     fn = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=rep, check_vma=False))
@@ -141,22 +143,23 @@ def _fetch(tree):
 
 
 # ---- sizes -------------------------------------------------------------------------------
-def auto_batch_size(dims, opts: NewtonOptions, n_devices: int = 1, budget: int = MEMORY_BUDGET) -> int:
+def auto_batch_size(dims, opts: NewtonOptions, n_devices: int = 1, budget: int = MEMORY_BUDGET,
+                    n_rows: int = 0) -> int:
     """Replicates per chunk so that one chunk's working memory stays near ``budget`` bytes.
 
     Per replicate: the response and its cross-products, and for each point
     evaluated at once (k + 1 with gradients, kept for reverse mode, else 1)
     the factorization (per-level blocks of the first factor, the dense
-    later block).
+    later block). ``n_rows``: the model's (padded) rows.
     """
     factor = dims.l1 * dims.p1 * (2 * dims.p1 + dims.p + 1) + 3 * dims.q2 * dims.q2 + 4 * dims.q2 * (dims.p + 1)
     points = {"gradient": 3 * (dims.n_theta + 1), "quasi-newton": 3}.get(opts.derivatives, 2)
-    per_rep = 8 * (3 * dims.n + points * factor + 4 * dims.n_theta ** 2)
+    per_rep = 8 * (3 * n_rows + points * factor + 4 * dims.n_theta ** 2)
     size = max(1, min(MAX_BATCH, budget // per_rep))
     return max(n_devices, size // n_devices * n_devices)
 
 
-def _chunk_size(n: int, batch_size: int | None, dims, opts, n_devices: int, lane: int) -> int:
+def _chunk_size(n: int, batch_size: int | None, dims, opts, n_devices: int, lane: int, n_rows: int) -> int:
     """Replicates per chunk: a multiple of lane × devices, so that every replicate
     runs in the same vmapped width (results do not depend on the batch size)."""
     if batch_size is not None:
@@ -165,7 +168,7 @@ def _chunk_size(n: int, batch_size: int | None, dims, opts, n_devices: int, lane
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     else:
         # no more than needed, rounded up to a few sizes so that calls share compiled code
-        size = min(auto_batch_size(dims, opts, n_devices), padded_length(max(n, 1)))
+        size = min(auto_batch_size(dims, opts, n_devices, n_rows=n_rows), padded_length(max(n, 1)))
     unit = lane * n_devices
     return int(math.ceil(size / unit) * unit)
 
@@ -197,7 +200,7 @@ def _run(kind, model, n, per_chunk_inputs, shared_inputs, theta0, batch_size, pr
     dims = model.dims
     devices = list(devices) if devices is not None else jax.devices()
     lane = int(lane or default_lane(dims, opts))
-    size = _chunk_size(n, batch_size, dims, opts, len(devices), lane)
+    size = _chunk_size(n, batch_size, dims, opts, len(devices), lane, model.pattern.n_rows)
     fn, mesh = _chunk_function(kind, dims, opts, use_u, devices, lane)
     rep_sharding, rest_sharding = NamedSharding(mesh, P("rep")), NamedSharding(mesh, P())
     shared = jax.tree_util.tree_map(lambda a: _put(a, rest_sharding), shared_inputs)
@@ -219,8 +222,7 @@ def _run(kind, model, n, per_chunk_inputs, shared_inputs, theta0, batch_size, pr
         outputs.append(_trim(_fetch(pending[0]), pending[1]))
         bar.update(pending[1])
     out = {k: np.concatenate([o[k] for o in outputs])[:n] for k in outputs[0]}
-    lower = model.layout.lower
-    diag = np.isfinite(lower)
+    diag = model.layout.diagonal
     out["singular"] = np.any(out["theta"][:, diag] < SINGULAR_TOL, axis=1) & np.all(np.isfinite(out["theta"]), axis=1)
     out["converged"] = out["converged"].astype(bool)
     out["message"] = np.array([STATUS_TEXT[int(s)] for s in out["status"]], dtype=object)
@@ -246,11 +248,10 @@ def _theta0_rows(model, theta0, n):
 
 
 def _design_inputs(model, opts: NewtonOptions, first_response, theta0):
-    """Design, cross-products and the per-structure optimiser inputs (bounds,
-    column reflections, and the quasi-Newton starting Hessian from the first
-    response at its starting θ)."""
-    design = design_arrays(model)
-    shared = shared_arrays(model)
+    """Design inputs of the cross-products and the per-structure optimiser inputs
+    (bounds, column reflections, and the quasi-Newton starting Hessian from the
+    first response at its starting θ)."""
+    inputs = model.response_inputs()
     k = model.layout.size
     H0 = np.eye(k)
     if opts.derivatives == "quasi-newton":
@@ -262,7 +263,7 @@ def _design_inputs(model, opts: NewtonOptions, first_response, theta0):
         if H0 is None:
             H0 = np.eye(k)
     bounds = dict(lower=np.asarray(model.layout.lower, float), mates=column_mates(model.layout), H0=H0)
-    return design, shared, bounds
+    return inputs, bounds
 
 
 def fit_batch(model, Y, theta0=None, *, batch_size: int | None = None, progress: bool | None = None,
@@ -318,15 +319,48 @@ def fit_batch(model, Y, theta0=None, *, batch_size: int | None = None, progress:
     Y = np.asarray(Y, float)
     if Y.ndim == 1:
         Y = Y[None, :]
-    if Y.ndim != 2 or Y.shape[1] != model.dims.n:
-        raise ValueError(f"Y must have shape (B, {model.dims.n}) (one response per row), got {Y.shape}.")
+    if Y.ndim != 2 or Y.shape[1] != model.n_rows:
+        raise ValueError(f"Y must have shape (B, {model.n_rows}) (one response per row), got {Y.shape}.")
     n = Y.shape[0]
     if n == 0:
         raise ValueError("Y has no rows.")
     opts = newton_options(model.dims, options)
     theta0 = _theta0_rows(model, theta0, n)
-    design, shared, bounds = _design_inputs(model, opts, lambda: Y[0], theta0)
-    return _run("responses", model, n, lambda rows: [Y], (design, shared, bounds),
+    inputs, bounds = _design_inputs(model, opts, lambda: Y[0], theta0)
+    Ypad = model.pad_responses(Y)
+    return _run("responses", model, n, lambda rows: [Ypad], (inputs, bounds),
+                theta0, batch_size, progress, opts, devices)
+
+
+def fit_weights(model, W, theta0=None, *, batch_size: int | None = None, progress: bool | None = None,
+                options=None, devices=None) -> dict:
+    """Fit ``model`` (its response) with each row of ``W`` as row weights.
+
+    A deletion refit is the same structure with other weights: 0 on the
+    deleted rows (case-deletion influence, power-curve subsets). Returns the
+    same dict as :func:`fit_batch`.
+
+    Parameters
+    ----------
+    W : array (B, nobs)
+        Row weights per refit (the model's prior weights times a 0/1 mask
+        for deletion).
+
+    Examples
+    --------
+    >>> W = np.ones((2, fit.nobs)); W[0, :10] = 0  # doctest: +SKIP
+    >>> res = fit_weights(fit.model, W, theta0=fit.theta)  # doctest: +SKIP
+    """
+    W = np.asarray(W, float)
+    if W.ndim != 2 or W.shape[1] != model.n_rows:
+        raise ValueError(f"W must have shape (B, {model.n_rows}) (one weight vector per row), got {W.shape}.")
+    n = W.shape[0]
+    opts = newton_options(model.dims, options)
+    theta0 = _theta0_rows(model, theta0, n)
+    inputs, bounds = _design_inputs(model, opts, lambda: model.y, theta0)
+    inputs = dict(inputs, y=model.pattern.pad(model.y))
+    Wpad = model.pad_responses(W)
+    return _run("weights", model, n, lambda rows: [Wpad], (inputs, bounds),
                 theta0, batch_size, progress, opts, devices)
 
 
@@ -344,10 +378,10 @@ def fit_simulated(model, params: SimulationParameters, n: int, seed: int = 0, th
         raise ValueError(f"n must be a positive number of replicates, got {n}.")
     opts = newton_options(model.dims, options)
     theta0 = _theta0_rows(model, theta0, n)
-    design, shared, bounds = _design_inputs(
+    inputs, bounds = _design_inputs(
         model, opts, lambda: simulate_model(model, params, 1, seed=seed)[0], theta0)
     sim = simulation_arrays(model, params)
     base = np.asarray(jax.random.PRNGKey(int(seed)))
     idx = np.arange(n, dtype=np.uint32)
-    return _run("simulate", model, n, lambda rows: [idx], (base, sim, design, shared, bounds),
+    return _run("simulate", model, n, lambda rows: [idx], (base, sim, inputs, bounds),
                 theta0, batch_size, progress, opts, devices, use_u=params.ranef is not None)

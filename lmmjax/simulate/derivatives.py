@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..objective.deviance import value_and_grad_jit
+from ..structure.kinds import DenseLaterBlocks
 
 jax.config.update("jax_enable_x64", True)
 
@@ -39,7 +40,7 @@ def choose_derivatives(dims) -> str:
     """"gradient" (k + 1 exact gradients per iteration), or "quasi-newton" (one)
     when a large dense block makes every gradient cost a q2³ inverse (the
     custom JVP of :func:`lmmjax.objective.deviance.logdet_and_quadratic`)."""
-    dense = getattr(dims, "rest", "dense") == "dense"
+    dense = isinstance(dims.kind, DenseLaterBlocks)
     return "quasi-newton" if dense and dims.q2 >= DENSE_QUASI_NEWTON else "gradient"
 
 

@@ -21,9 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
-from ..results.estimates import t_matrix
+from ..structure.lambda_map import lambda_gather, t_matrix
 from ..validate import check_bool, check_count, check_optional_count, check_seed
-from .products import design_arrays
 
 jax.config.update("jax_enable_x64", True)
 
@@ -84,25 +83,33 @@ def parameters_from_fit(fit, newparams: dict | None = None, use_u: bool = False)
 
 
 def simulation_arrays(model, params: SimulationParameters) -> dict:
-    """numpy arrays the JAX draw reads: mean, σ, T of block 1, Λ₂ in gather form."""
-    mean = model.X @ params.beta
+    """numpy arrays the JAX draw reads: mean (offset included), σ, the residual scale
+    per row (1/√wᵢ for prior weights, 0 for rows out of the likelihood), T of block 1,
+    Λ₂ in gather form; rows padded as the model's pattern."""
+    mean = model.offset + model.X @ params.beta
     if params.ranef is not None:
         mean = mean + model.z_times(params.ranef)
+    w = model.weights
+    scale = np.where(w > 0, 1.0 / np.sqrt(np.where(w > 0, w, 1.0)), 0.0)
     ext = np.concatenate([[0.0], params.theta])
-    out = dict(mean=np.asarray(mean, float), sigma=np.float64(params.sigma),
-               T1=t_matrix(model.blocks[0], params.theta))
+    out = dict(mean=model.pattern.pad(mean), sigma=np.float64(params.sigma), noise=model.pattern.pad(scale),
+               T1=t_matrix(model.blocks[0].theta_index, params.theta))
     if model.dims.q2 > 0:
-        out.update(lam_index=np.asarray(model.arrays["lam_index"], np.int32),
-                   lam_values=ext[model.arrays["lam_weight"]])
+        lam_index, lam_weight = lambda_gather(model.blocks)  # every kind: Λ₂ of all later blocks
+        out.update(lam_index=lam_index, lam_values=ext[lam_weight])
     return out
 
 
 def draw_response(key, sim: dict, design: dict, dims, use_u: bool):
-    """One response vector (n,) for ``key`` (pure JAX; vmap over keys)."""
+    """One response vector (padded rows) for ``key`` (pure JAX; vmap over keys).
+
+    ``design`` is the model's pattern (:attr:`lmmjax.structure.pattern.Pattern.arrays`).
+    """
     k_u, k_e = jax.random.split(key)
     q1 = dims.l1 * dims.p1
+    n = design["X"].shape[0]
     u = jax.random.normal(k_u, (q1 + dims.q2,), dtype=jnp.float64)
-    e = jax.random.normal(k_e, (dims.n,), dtype=jnp.float64)
+    e = jax.random.normal(k_e, (n,), dtype=jnp.float64) * sim["noise"]
     if use_u:
         return sim["mean"] + sim["sigma"] * e
     b1 = u[:q1].reshape(dims.l1, dims.p1) @ sim["T1"].T
@@ -111,8 +118,7 @@ def draw_response(key, sim: dict, design: dict, dims, use_u: bool):
         u2 = u[q1:]
         idx = sim["lam_index"]
         b2 = jax.ops.segment_sum((sim["lam_values"] * u2[:, None]).ravel(), idx.ravel(), num_segments=dims.q2)
-        zb = zb + jax.ops.segment_sum(design["z2_vals"] * b2[design["z2_cols"]], design["z2_rows"],
-                                      num_segments=dims.n)
+        zb = zb + jnp.sum(design["z2_val"] * b2[design["z2_col"]], axis=1)
     return sim["mean"] + sim["sigma"] * (zb + e)
 
 
@@ -144,14 +150,16 @@ def simulate_model(model, params: SimulationParameters, n: int, seed: int = 0, s
     dims = model.dims
     use_u = params.ranef is not None
     sim = {k: jnp.asarray(v) for k, v in simulation_arrays(model, params).items()}
-    design = {k: jnp.asarray(v) for k, v in design_arrays(model).items()}
+    design = {k: jnp.asarray(v) for k, v in model.pattern.arrays.items()}
     base = jax.random.PRNGKey(int(seed))
-    size = batch_size or max(1, min(n, int(2 ** 26 // max(dims.n, 1))))
-    out = np.empty((n, dims.n))
+    rows = model.pattern.n_rows
+    size = batch_size or max(1, min(n, int(2 ** 26 // max(rows, 1))))
+    out = np.empty((n, model.n_rows))
     for s in range(0, n, size):
         stop = min(n, s + size)
         idx = np.arange(start + s, start + s + size, dtype=np.uint32)  # full size: one compiled shape
-        out[s:stop] = np.asarray(_draw_chunk(jnp.asarray(idx), base, sim, design, dims, use_u))[: stop - s]
+        drawn = np.asarray(_draw_chunk(jnp.asarray(idx), base, sim, design, dims, use_u))
+        out[s:stop] = drawn[: stop - s, : model.n_rows]
     return out
 
 

@@ -68,6 +68,21 @@ class ThetaLayout:
     def size(self) -> int:
         return len(self.lower)
 
+    @property
+    def kind(self) -> np.ndarray:
+        """What each parameter is: "diagonal" (of a T, ≥ 0) or "offdiagonal" (free)."""
+        return np.where(self.row == self.col, "diagonal", "offdiagonal")
+
+    @property
+    def diagonal(self) -> np.ndarray:
+        """Mask of the diagonal entries of the T factors (variance parameters, bounded at 0)."""
+        return self.row == self.col
+
+    @property
+    def bounds(self) -> list:
+        """(lower, upper) per parameter in scipy's form (None = unbounded)."""
+        return [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
+
 
 def build_blocks(mf: ModelFrame):
     """Amalgamate terms by grouping factor, order blocks, lay out θ.
@@ -162,26 +177,3 @@ def sparse_z(blocks: list, n: int) -> sp.csr_matrix:
     )
     Z2.eliminate_zeros()
     return Z2
-
-
-def lambda_gather(blocks: list):
-    """Gather form of Λ₂ (the rest blocks' relative covariance factor).
-
-    Column c of Λ₂ has nonzeros at rows ``index[c, k]`` with values
-    ``θext[weight_index[c, k]]`` (θext = [0, θ...]). Since T is lower
-    triangular, these rows lie in c's own level and at or below c.
-    """
-    kmax = max([b.p for b in blocks[1:]], default=1)
-    index, weight = [], []
-    for off, b in zip(rest_offsets(blocks), blocks[1:]):
-        for j in range(b.nlevels):
-            for c in range(b.p):
-                rows = [off + j * b.p + r for r in range(b.p)]
-                ws = [int(b.theta_index[r, c]) for r in range(b.p)]
-                rows += [rows[0]] * (kmax - b.p)
-                ws += [0] * (kmax - b.p)
-                index.append(rows)
-                weight.append(ws)
-    if not index:
-        return np.zeros((0, kmax), np.int32), np.zeros((0, kmax), np.int32)
-    return np.array(index, np.int32), np.array(weight, np.int32)

@@ -4,7 +4,7 @@ import pytest
 
 from lmmjax import ModelSpecError
 from lmmjax.diagnostics import leverage, marginal_variance, residuals
-from lmmjax.results.estimates import t_matrix
+from lmmjax.structure.lambda_map import t_matrix
 
 
 def dense_design(fit):
@@ -12,10 +12,10 @@ def dense_design(fit):
     m = fit.model
     cols = []
     for blk in m.blocks:
-        ZT = blk.Z @ t_matrix(blk, fit.theta)
-        Wb = np.zeros((m.dims.n, blk.nlevels * blk.p))
+        ZT = blk.Z @ t_matrix(blk.theta_index, fit.theta)
+        Wb = np.zeros((m.n_rows, blk.nlevels * blk.p))
         for a in range(blk.p):
-            Wb[np.arange(m.dims.n), blk.codes * blk.p + a] = ZT[:, a]
+            Wb[np.arange(m.n_rows), blk.codes * blk.p + a] = ZT[:, a]
         cols.append(Wb)
     W = np.hstack(cols)
     F = np.hstack([W, m.X])

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 import lmmjax as lmm
 from lmmjax.model import build_model
 from lmmjax.objective.deviance import deviance_jit
-from lmmjax.results.estimates import t_matrix
+from lmmjax.structure.kinds import DenseLaterBlocks, NestedLaterBlock
+from lmmjax.structure.lambda_map import t_matrix
 
 
 def dense_z_lambda(model, theta):
@@ -29,7 +30,7 @@ def dense_z_lambda(model, theta):
         for c in range(p):
             Z[np.arange(n), blk.codes * p + c] = blk.Z[:, c]
         zs.append(Z)
-        lams.append(np.kron(np.eye(nl), t_matrix(blk, theta)))
+        lams.append(np.kron(np.eye(nl), t_matrix(blk.theta_index, theta)))
     q = sum(L.shape[0] for L in lams)
     Lam = np.zeros((q, q))
     start = 0
@@ -149,9 +150,9 @@ def test_optimum_no_worse_than_multistart_lbfgsb(case):
 def test_nested_design_uses_block_diagonal_path():
     df = lmm.datasets.load("pastes")
     model = build(df, "strength ~ 1 + (1 | batch/cask)", True)
-    assert model.dims.rest == "blockdiag"
+    assert isinstance(model.dims.kind, NestedLaterBlock)
     crossed = build(lmm.datasets.load("penicillin"), "diameter ~ 1 + (1 | plate) + (1 | sample)", True)
-    assert crossed.dims.rest == "dense"
+    assert isinstance(crossed.dims.kind, DenseLaterBlocks)
     theta = np.array([0.7, 1.9])
     np.testing.assert_allclose(float(deviance_jit(theta, model.arrays, model.dims)),
                                dense_deviance(model, theta), rtol=1e-10)
@@ -194,15 +195,15 @@ def test_moment_start_near_optimum_for_random_intercepts():
 ])
 def test_pair_scatter_and_dense_matmul_schur_updates_agree(monkeypatch, form, data):
     """Fully crossed designs use the dense matmul Schur update; the pair scatter must agree."""
-    import lmmjax.structure.crossprod as cp
+    import lmmjax.structure.kinds as kinds
 
     df = lmm.datasets.load(data)
     if "DayF" in form:
         df["DayF"] = df["Days"].astype(int).astype(str)
     dense = build(df, form, True)
-    monkeypatch.setattr(cp, "MATMUL_DENSITY", 2.0)  # never dense
+    monkeypatch.setattr(kinds, "MATMUL_DENSITY", 2.0)  # never dense
     pairs = build(df, form, True)
-    assert dense.dims.schur == "matmul" and pairs.dims.schur == "pairs"
+    assert dense.dims.kind.schur == "matmul" and pairs.dims.kind.schur == "pairs"
     rng = np.random.default_rng(0)
     for _ in range(3):
         lower = dense.layout.lower

@@ -5,7 +5,8 @@ import pytest
 import lmmjax as lmm
 from lmmjax.fitting.optimize import minimize_deviance
 from lmmjax.powersim import crossed
-from lmmjax.powersim.engine import batch_estimates, batch_satterthwaite, response_arrays
+from lmmjax.objective.crossprod import response_arrays
+from lmmjax.powersim.engine import batch_estimates, batch_satterthwaite
 from lmmjax.powersim.parameters import Truth, resolve_truth
 from lmmjax.powersim.run import design_model
 from lmmjax.powersim.responses import simulate_responses
@@ -43,14 +44,11 @@ def test_batched_arrays_and_estimates_equal_single_fits(sleep_fit):
     m = sleep_fit.model.with_reml(False)
     truth = Truth(sleep_fit.fixef, sleep_fit.theta, sleep_fit.sigma)
     Y = simulate_responses(m, truth, np.arange(3), seed=0)
-    yarr = response_arrays(m, Y)
     thetas = []
     for b in range(3):
         single = m.with_response(Y[b])
-        for k in ("A1X", "AXX"):
-            np.testing.assert_allclose(yarr[k][b], single.arrays[k], rtol=1e-12)
         thetas.append(minimize_deviance(single.arrays, m.dims, m.layout.lower).theta)
-    est = batch_estimates(m, np.array(thetas), yarr)
+    est = batch_estimates(m, np.array(thetas), Y)
     for b in range(3):
         pe = point_estimates(m.with_response(Y[b]), thetas[b])
         np.testing.assert_allclose(est["beta"][b], pe.beta, rtol=1e-10)
@@ -64,11 +62,13 @@ def test_crossed_arrays_match_with_response():
     d["x"] = np.random.default_rng(0).normal(size=len(d))
     m = design_model("y ~ x + (1 | Subject) + (1 | Item)", d, reml=True)
     Y = np.random.default_rng(1).normal(size=(2, len(d)))
-    yarr = response_arrays(m, Y)
+    inputs = m.response_inputs()
+    Ypad = m.pad_responses(Y)
     for b in range(2):
         single = m.with_response(Y[b])
+        batch = response_arrays(Ypad[b], inputs, m.dims)
         for k in ("A1X", "AXX", "A2X"):
-            np.testing.assert_allclose(yarr[k][b], single.arrays[k], rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(batch[k], single.arrays[k], rtol=1e-12, atol=1e-12)
 
 
 def test_batched_satterthwaite_equals_coef_table(sleep_fit):
@@ -84,9 +84,8 @@ def test_batched_satterthwaite_equals_coef_table(sleep_fit):
         data["Reaction"] = Y[b]
         fits.append(lmm.lmer("Reaction ~ Days + (Days | Subject)", data))
     theta = np.array([f.theta for f in fits])
-    yarr = response_arrays(m, Y)
-    est = batch_estimates(m, theta, yarr)
-    H, C, J = batch_satterthwaite(m, theta, est["sigma"], yarr)
+    est = batch_estimates(m, theta, Y)
+    H, C, J = batch_satterthwaite(m, theta, est["sigma"], Y)
     st = satterthwaite_statistics(est["beta"], H, C, J, resolve_hypothesis(m, "Days"))
     for b, f in enumerate(fits):
         ct = f.coef_table("satterthwaite").loc["Days"]

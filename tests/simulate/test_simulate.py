@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import lmmjax as lmm
-from lmmjax.results.estimates import t_matrix
+from lmmjax.structure.lambda_map import t_matrix
 from lmmjax.simulate import SimulationParameters, simulate_model
 
 
@@ -23,7 +23,7 @@ def test_moments_match_the_model(sleep_fit):
     Y = sleep_fit.simulate(n, seed=11)
     model = sleep_fit.model
     blk = model.blocks[0]
-    T = t_matrix(blk, sleep_fit.theta)
+    T = t_matrix(blk.theta_index, sleep_fit.theta)
     G = sleep_fit.sigma ** 2 * T @ T.T
     Zi = blk.Z
     var = sleep_fit.sigma ** 2 + np.einsum("ia,ab,ib->i", Zi, G, Zi)

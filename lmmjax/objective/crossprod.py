@@ -1,0 +1,131 @@
+"""Cross-product values of ``[Z X y]'W[Z X y]`` in JAX, from the host pattern.
+
+:func:`cross_products` is the single place where the arrays the objective
+reads are computed: from the pattern (:mod:`lmmjax.structure.pattern`), row
+weights ``w``, the response ``y`` and an ``offset``. Fits, refits with a new
+response, deletion refits (weights 0/1), power-curve subsets and simulated
+responses all call it, so none of them patches cross-products by hand.
+
+The parts that involve only X and Z are computed apart from those that
+involve y, so that ``jax.vmap`` over responses (bootstrap, power) batches
+only the latter.
+
+Arrays returned (``m = p + 1`` columns of ``[X y]``):
+
+- ``A11`` (l1, p1, p1), ``A1X`` (l1, p1, m): per level of block 1;
+- ``AXX`` (m, m);
+- ``A22`` (dense q2 × q2, or (l2, p2, p2) for a nested later block),
+  ``A2X`` (q2, m);
+- ``ent_a`` (entries of Z₂ᵀZ₁ as vectors of length p1) and ``pair_coef``
+  (``ent_a[e1] ⊗ ent_a[e2]`` per pair) for the pair-scatter Schur update,
+  or ``A21d`` (q2, l1, p1), the dense Z₂ᵀZ₁, for the matmul update;
+- ``nobs``: rows with positive weight; ``sum_log_w``: Σ log wᵢ over them
+  (prior weights enter the likelihood as σ²/wᵢ).
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+jax.config.update("jax_enable_x64", True)
+
+
+def _per_level(codes, left, right, nlev):
+    """Σ over rows of each level of left_i right_iᵀ: (nlev, a, b)."""
+    return jax.ops.segment_sum(left[:, :, None] * right[:, None, :], codes, num_segments=nlev)
+
+
+def design_products(pattern, w, dims) -> dict:
+    """The cross-products that involve only X and Z (weighted by ``w``)."""
+    X, Z1, codes1 = pattern["X"], pattern["Z1"], pattern["codes1"]
+    wZ1 = Z1 * w[:, None]
+    out = dict(A11=_per_level(codes1, wZ1, Z1, dims.l1), A1x=_per_level(codes1, wZ1, X, dims.l1),
+               Axx=(X * w[:, None]).T @ X)
+    positive = w > 0
+    out["nobs"] = jnp.sum(positive).astype(w.dtype)
+    out["sum_log_w"] = jnp.sum(jnp.where(positive, jnp.log(jnp.where(positive, w, 1.0)), 0.0))
+    if dims.q2 == 0:
+        return out
+    kind = dims.kind
+    wz2 = pattern["z2_val"] * w[:, None]  # (n, k2)
+    z2, col = pattern["z2_val"], pattern["z2_col"]
+    a22 = (wz2[:, :, None] * z2[:, None, :]).ravel()
+    out["A22"] = jax.ops.segment_sum(a22, pattern["slot22"].ravel(),
+                                     num_segments=math.prod(dims.a22_shape)).reshape(dims.a22_shape)
+    out["A2x"] = jax.ops.segment_sum((wz2[:, :, None] * X[:, None, :]).reshape(-1, X.shape[1]), col.ravel(),
+                                     num_segments=dims.q2)
+    contrib = (wz2[:, :, None] * Z1[:, None, :]).reshape(-1, dims.p1)  # (n·k2, p1)
+    if kind.uses_pairs:
+        n_ent = pattern["ent_row"].shape[0]
+        ent_a = jax.ops.segment_sum(contrib, pattern["row_entry"].ravel(), num_segments=n_ent)
+        e1, e2 = pattern["pair_e1"], pattern["pair_e2"]
+        out["ent_a"] = ent_a
+        out["pair_coef"] = (ent_a[e1][:, :, None] * ent_a[e2][:, None, :]).reshape(len(e1), dims.p1 * dims.p1)
+    if kind.uses_dense_a21:
+        out["A21d"] = jax.ops.segment_sum(contrib, pattern["slot21"].ravel(),
+                                          num_segments=dims.q2 * dims.l1).reshape(dims.q2, dims.l1, dims.p1)
+    return out
+
+
+def response_products(pattern, w, y, dims) -> dict:
+    """The cross-products that involve y (already net of any offset)."""
+    X, Z1, codes1 = pattern["X"], pattern["Z1"], pattern["codes1"]
+    wy = w * y
+    out = dict(A1y=jax.ops.segment_sum(Z1 * wy[:, None], codes1, num_segments=dims.l1),
+               Axy=X.T @ wy, yy=jnp.dot(wy, y))
+    if dims.q2 > 0:
+        out["A2y"] = jax.ops.segment_sum((pattern["z2_val"] * wy[:, None]).ravel(), pattern["z2_col"].ravel(),
+                                         num_segments=dims.q2)
+    return out
+
+
+def assemble(design: dict, resp: dict) -> dict:
+    """The objective's arrays from the design and response parts."""
+    out = {k: v for k, v in design.items() if k not in ("A1x", "Axx", "A2x")}
+    out["A1X"] = jnp.concatenate([design["A1x"], resp["A1y"][:, :, None]], axis=2)
+    top = jnp.concatenate([design["Axx"], resp["Axy"][:, None]], axis=1)
+    bottom = jnp.concatenate([resp["Axy"], resp["yy"][None]])[None, :]
+    out["AXX"] = jnp.concatenate([top, bottom], axis=0)
+    if "A2x" in design:
+        out["A2X"] = jnp.concatenate([design["A2x"], resp["A2y"][:, None]], axis=1)
+    return out
+
+
+def cross_products(pattern, w, y, offset, dims) -> dict:
+    """Every cross-product value the objective needs.
+
+    Parameters
+    ----------
+    pattern : dict of arrays
+        :attr:`lmmjax.structure.pattern.Pattern.arrays` (padded rows).
+    w : array (n,)
+        Row weights: prior weights, 0 for padding and deleted rows.
+    y, offset : arrays (n,)
+        Response and offset (the model is fitted to ``y − offset``).
+    dims : Dims (static)
+
+    Examples
+    --------
+    >>> arrays = cross_products(pattern.arrays, w, y, offset, dims)  # doctest: +SKIP
+    """
+    return assemble(design_products(pattern, w, dims), response_products(pattern, w, y - offset, dims))
+
+
+cross_products_jit = jax.jit(cross_products, static_argnums=4)
+
+
+def response_arrays(y, inputs: dict, dims) -> dict:
+    """The objective's arrays for a response ``y`` (padded rows), reusing the design part.
+
+    ``inputs`` holds ``pattern``, ``w``, ``offset`` (padded), ``index`` (the
+    structure's index arrays) and ``design`` (:func:`design_products` at
+    ``w``), as made by :meth:`lmmjax.model.Model.response_inputs`. Under
+    ``jax.vmap`` over ``y`` only the response part is batched.
+    """
+    resp = response_products(inputs["pattern"], inputs["w"], y - inputs["offset"], dims)
+    return {**inputs["index"], **assemble(inputs["design"], resp)}
+
+
+design_products_jit = jax.jit(design_products, static_argnums=2)
