@@ -41,11 +41,14 @@ def dense_z_lambda(model, theta):
 
 
 def dense_deviance(model, theta):
-    """−2 log L (ML) or the REML criterion from the dense marginal covariance."""
-    X, y = model.X, model.y
+    """−2 log L (ML) or the REML criterion from the dense marginal covariance
+    V = σ²(ZΛΛᵀZᵀ + W⁻¹) of the rows with positive prior weight, for y − offset."""
+    use = model.weights > 0
+    X, y = model.X[use], (model.y - model.offset)[use]
     n, p = X.shape
     Z, Lam = dense_z_lambda(model, theta)
-    V0 = Z @ Lam @ Lam.T @ Z.T + np.eye(n)
+    Z = Z[use]
+    V0 = Z @ Lam @ Lam.T @ Z.T + np.diag(1.0 / model.weights[use])
     Vi = np.linalg.inv(V0)
     XtViX = X.T @ Vi @ X
     beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
@@ -129,6 +132,24 @@ def test_profiled_deviance_equals_dense_likelihood(case):
     np.testing.assert_allclose(ours, ref, rtol=1e-8)
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(designs(), st.integers(0, 2**32 - 1))
+def test_weighted_deviance_with_offset_equals_dense_likelihood(case, seed):
+    """Prior weights (some 0: the row leaves the likelihood) and an offset, against V = σ²(ZΛΛᵀZᵀ + W⁻¹)."""
+    df, form, reml, rng = case
+    rng2 = np.random.default_rng(seed)
+    w = rng2.uniform(0.2, 3.0, len(df))
+    w[rng2.random(len(df)) < 0.1] = 0.0
+    w[0] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_model(form, df, reml=reml, weights=w, offset=rng2.normal(0, 2, len(df)))
+    lower = model.layout.lower
+    theta = np.where(model.layout.diagonal, rng.uniform(0.1, 2.0, len(lower)), rng.normal(0, 0.7, len(lower)))
+    ours = float(deviance_jit(theta, model.arrays, model.dims))
+    np.testing.assert_allclose(ours, dense_deviance(model, theta), rtol=1e-8)
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(designs())
 def test_optimum_no_worse_than_multistart_lbfgsb(case):
@@ -164,6 +185,20 @@ def test_deviance_at_optimum_not_above_lme4_theta():
     lme4_theta = np.array([0.96673279, 0.01516906, 0.23090960])
     dev_lme4 = float(deviance_jit(lme4_theta, fit.model.arrays, fit.model.dims))
     assert fit.deviance <= dev_lme4 + 1e-9
+
+
+def test_data_sets_of_other_sizes_share_compiled_code():
+    """Rows are padded with zero weight: 170 and 180 rows with the same blocks share programs."""
+    from lmmjax.objective.deviance import value_and_grad_jit
+
+    df = lmm.datasets.load("sleepstudy")
+    big = lmm.lmer("Reaction ~ Days + (Days | Subject)", df)
+    size = value_and_grad_jit._cache_size()
+    small_df = df.drop(index=df.index[df["Days"] == 9][:10])  # every subject keeps its rows but one
+    small = lmm.lmer("Reaction ~ Days + (Days | Subject)", small_df)
+    assert small.nobs == 170 and big.nobs == 180
+    assert small.model.dims == big.model.dims
+    assert value_and_grad_jit._cache_size() == size
 
 
 def test_same_shape_data_does_not_recompile():
