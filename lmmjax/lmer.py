@@ -51,8 +51,7 @@ def fit_model(model: Model, formula: str, theta0=None, warn: bool = True) -> Lme
     """Optimise θ for a prepared :class:`~lmmjax.model.Model` and build the fit."""
     if theta0 is None:
         theta0 = choose_start(model)
-    opt = minimize_deviance(model.arrays, model.dims, model.layout.lower, theta0=theta0,
-                            layout=model.layout)
+    opt = minimize_deviance(model.arrays, model.dims, model.layout, theta0=theta0)
     fit = LmerFit(model=model, estimates=point_estimates(model, opt.theta), optsummary=opt,
                   formula=formula)
     if warn and not fit.converged:

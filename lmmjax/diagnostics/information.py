@@ -107,9 +107,7 @@ class Curvature:
 
 
 def _free_theta(fit) -> np.ndarray:
-    lower = fit.model.layout.lower
-    theta = fit.theta
-    return np.nonzero(~(np.isfinite(lower) & (theta < BOUNDARY_TOL)))[0]
+    return np.nonzero(~(fit.model.layout.diagonal & (fit.theta < BOUNDARY_TOL)))[0]
 
 
 def _fd_derivatives(f, x: np.ndarray, steps: np.ndarray):
@@ -158,7 +156,7 @@ def curvature(fit) -> Curvature:
     # of the factorization (checked against jax.hessian on sleepstudy: 1e-6
     # relative); bounded parameters never step across their bound.
     steps = 1e-3 * np.maximum(np.abs(x0), 0.1)
-    bounded = np.isfinite(fit.model.layout.lower[free])
+    bounded = fit.model.layout.diagonal[free]
     steps[bounded] = np.minimum(steps[bounded], 0.5 * np.abs(x0[bounded]))
     (_, R), grad, hess = _fd_derivatives(parts, x0, steps)
     s2 = R / _dof(fit)

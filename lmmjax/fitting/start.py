@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..structure.kinds import DenseLaterBlocks
-from .optimize import start_theta
+from .bounds import start_theta
 
 DENSE_START_THRESHOLD = 256  # size of the dense block above which moment starts pay off
 

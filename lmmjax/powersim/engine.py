@@ -65,7 +65,7 @@ def _fit_loop(model, Y: np.ndarray, theta0: np.ndarray) -> BatchFit:
     for b in range(Y.shape[0]):
         arrays = model.with_response(Y[b]).arrays
         try:
-            opt = minimize_deviance(arrays, model.dims, model.layout.lower, theta0=theta0)
+            opt = minimize_deviance(arrays, model.dims, model.layout, theta0=theta0)
             thetas.append(opt.theta)
             devs.append(opt.deviance)
             conv.append(opt.success)

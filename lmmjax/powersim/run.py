@@ -110,7 +110,7 @@ def _method(method: str) -> str:
 def _start_theta(model, theta: np.ndarray) -> np.ndarray:
     """Start the refits at the true θ, off the boundary (a start exactly at 0 is a saddle)."""
     theta = np.asarray(theta, float).copy()
-    diag = np.isfinite(model.layout.lower)
+    diag = model.layout.diagonal
     theta[diag] = np.maximum(theta[diag], 0.05)
     return theta
 

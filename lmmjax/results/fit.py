@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
-from ..fitting.optimize import OptSummary
+from ..fitting.record import OptSummary
 from ..memo import memoized
 from ..model import Model
 from .estimates import PointEstimates, conditional_modes, conditional_variances

@@ -18,7 +18,7 @@ Examples
 from .batched import auto_batch_size, fit_batch, fit_simulated
 from .bootstrap import BootstrapResult, bootstrap
 from .draw import SimulationParameters, parameters_from_fit, simulate, simulate_model
-from .newton import STATUS_TEXT, NewtonOptions
+from ..fitting.newton import STATUS_TEXT, NewtonOptions
 from .refit import refit_many
 
 __all__ = [

@@ -40,15 +40,15 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ..fitting.optimize import start_theta
+from ..fitting.bounds import column_mates, start_theta
+from ..fitting.derivatives import choose_derivatives, initial_hessian
+from ..fitting.newton import STATUS_TEXT, NewtonOptions, minimize_theta
 from ..objective.crossprod import cross_products, response_arrays
 from ..objective.deviance import profiled_deviance
 from ..objective.estimates import estimates_at
 from ..progress import Progress, first_use
 from ..structure.pattern import padded_length
-from .derivatives import choose_derivatives, initial_hessian
 from .draw import SimulationParameters, draw_response, replicate_key, simulate_model, simulation_arrays
-from .newton import STATUS_TEXT, NewtonOptions, column_mates, minimize_theta
 
 jax.config.update("jax_enable_x64", True)
 
@@ -301,7 +301,7 @@ def fit_batch(model, Y, theta0=None, *, batch_size: int | None = None, progress:
         ``vcov_unscaled`` (B, p, p) (cov(β̂)/σ̂²), ``converged`` (B,) bool,
         ``singular`` (B,) bool, ``n_iter`` (B,), ``pgrad`` (B,) (largest
         projected-gradient component), ``status`` (B,) int and ``message``
-        (B,) text (see :data:`lmmjax.simulate.newton.STATUS_TEXT`).
+        (B,) text (see :data:`lmmjax.fitting.record.STATUS_TEXT`).
         A response with a missing or infinite value gives a replicate with
         ``converged = False`` and message "non-finite deviance"; the others
         are unaffected.

@@ -47,7 +47,7 @@ def test_batched_arrays_and_estimates_equal_single_fits(sleep_fit):
     thetas = []
     for b in range(3):
         single = m.with_response(Y[b])
-        thetas.append(minimize_deviance(single.arrays, m.dims, m.layout.lower).theta)
+        thetas.append(minimize_deviance(single.arrays, m.dims, m.layout).theta)
     est = batch_estimates(m, np.array(thetas), Y)
     for b in range(3):
         pe = point_estimates(m.with_response(Y[b]), thetas[b])

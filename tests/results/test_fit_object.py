@@ -179,7 +179,7 @@ def test_singular_false_minimum_is_left(sleep):
         fit = lmm.lmer("Reaction ~ Days + (Days | Subject)", sleep.assign(Reaction=y))
     from lmmjax.fitting.optimize import minimize_deviance
 
-    best = min(minimize_deviance(fit.model.arrays, fit.model.dims, fit.model.layout.lower,
+    best = min(minimize_deviance(fit.model.arrays, fit.model.dims, fit.model.layout,
                                  theta0=np.array(t)).deviance
                for t in ([0.5, 0.0, 0.5], [1.0, -0.5, 0.3], [0.3, 0.3, 1.0]))
     assert fit.deviance <= best + 1e-7

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lmmjax.simulate import fit_batch
-from lmmjax.simulate.newton import STOP_NONFINITE
+from lmmjax.fitting.record import STOP_NONFINITE
 
 from .conftest import PENICILLIN, SLEEP, quiet_lmer
 

@@ -10,7 +10,7 @@ Chosen per model structure (:func:`choose_derivatives`):
   (3.7 s unbatched), against about a second for this. The Hessian only
   shapes the Newton step; convergence is judged on the exact gradient.
 - ``"quasi-newton"``: one exact gradient per iteration and a damped BFGS
-  Hessian (:func:`lmmjax.simulate.newton.bfgs_update`) started from
+  Hessian (:func:`lmmjax.fitting.newton.bfgs_update`) started from
   :func:`initial_hessian` (computed once per batch, on the host). For a
   large dense later block every gradient forms a q2 × q2 inverse (the
   custom JVP of :func:`lmmjax.objective.deviance.logdet_and_quadratic`),

@@ -44,7 +44,7 @@ It stops when the projected gradient is below ``stop_gtol·max(1, |f|)``,
 when the decrease left is below rounding (after taking that last step on
 the strength of the gradient), or after ``maxiter`` iterations; then
 diagonal entries below ``snap_tol`` are set to 0 when the deviance does not
-rise (as :func:`lmmjax.fitting.optimize.minimize_deviance`), and the fit is
+rise (:func:`lmmjax.fitting.bounds.snap_to_bounds`, as single fits), and the fit is
 flagged converged on the projected gradient with a single fit's rule
 (``gtol·max(1, |f|)``).
 """
@@ -57,22 +57,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..fitting.optimize import column_mates  # noqa: F401  (re-exported for the batched fits)
+from .bounds import column_mates, projected_gradient, snap_to_bounds  # noqa: F401  (column_mates re-exported)
 from .derivatives import derivative_function, gradient_function
+from .record import (STATUS_TEXT, STOP_GRADIENT, STOP_LINESEARCH, STOP_MAXITER,  # noqa: F401
+                     STOP_NONFINITE, STOP_STEP)
 
 jax.config.update("jax_enable_x64", True)
-
-# status codes (per replicate)
-STOP_GRADIENT = 0  # projected gradient below the stopping tolerance
-STOP_STEP = 1  # steps too small to continue, or the decrease left is below rounding
-STOP_LINESEARCH = 2  # no decrease found along the step
-STOP_MAXITER = 3  # iteration limit
-STOP_NONFINITE = 4  # the deviance is not finite at the start (bad response)
-STATUS_TEXT = {
-    STOP_GRADIENT: "gradient", STOP_STEP: "small step", STOP_LINESEARCH: "line search failed",
-    STOP_MAXITER: "iteration limit", STOP_NONFINITE: "non-finite deviance",
-}
-
 
 class NewtonOptions(NamedTuple):
     """Settings of the batched optimiser (hashable: part of the compile key).
@@ -103,11 +93,6 @@ class NewtonOptions(NamedTuple):
     noise: float = 1e-12
     delta0: float = 0.5
     delta_max: float = 100.0
-
-
-def projected_gradient(theta, g, lower):
-    """Gradient without the components that push against an active bound."""
-    return jnp.where((theta <= lower) & (g > 0), 0.0, g)
 
 
 def _model(g, H, s):
@@ -337,7 +322,7 @@ def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0
                       H, s.theta, g)
 
     s = lax.while_loop(lambda s: ~s.done, body, state)
-    theta = _snap(objective, s.theta, s.f, lower, opts)
+    theta, _, _ = snap_to_bounds(objective, s.theta, s.f, lower, opts.snap_tol)
     f_final, g_final = value_grad(theta)
     g_final = reflection(theta, g_final, lower, mates) * g_final
     fscale = jnp.maximum(1.0, jnp.abs(f_final))
@@ -346,21 +331,3 @@ def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0
         s.status != STOP_NONFINITE)
     return dict(theta=theta, deviance=f_final, pgrad=pg, converged=converged, n_iter=s.it,
                 status=s.status)
-
-
-def _snap(objective, theta, f, lower, opts: NewtonOptions):
-    """Set small diagonal entries of θ to their bound when the deviance does not rise."""
-    bounded = jnp.isfinite(lower)
-    lo = jnp.where(bounded, lower, 0.0)
-    idx = jnp.arange(theta.shape[0])
-
-    def one(i, carry):
-        theta, f = carry
-        candidate = bounded[i] & (theta[i] > lo[i]) & (theta[i] < opts.snap_tol)
-        trial = jnp.where(idx == i, lo, theta)
-        ft = objective(trial)
-        accept = candidate & jnp.isfinite(ft) & (ft <= f + 1e-10 * jnp.maximum(1.0, jnp.abs(f)))
-        return jnp.where(accept, trial, theta), jnp.where(accept, jnp.minimum(f, ft), f)
-
-    theta, _ = lax.fori_loop(0, theta.shape[0], one, (theta, f))
-    return theta
