@@ -117,7 +117,7 @@ def predict(fit, newdata=None, re_form=None) -> np.ndarray:
     blocks = [(blk, b) for blk, b in zip(model.blocks, fit._modes) if groups is None or blk.group in groups]
     offset = mf.offset if mf.offset is not None else 0.0
     if newdata is None:
-        out = model.X @ fit.estimates.beta + offset
+        out = model.X @ fit.estimates.beta + model.offset  # formula offset() and offset= together
         for blk, b in blocks:
             out = out + np.einsum("ip,ip->i", blk.Z, b[blk.codes])
         return _on_source_rows(out, mf)
@@ -134,6 +134,9 @@ def predict(fit, newdata=None, re_form=None) -> np.ndarray:
         raise ModelSpecError(f"newdata lacks column(s) {missing} used by the model{hint}.")
     frame, complete, _ = _aligned(newdata, mf, needed, fixed_cols)
     X = np.asarray(_matrix(mf.fixed_spec, frame, "the fixed effects")[mf.fixed_names], dtype=float)
+    if np.any(model.offset != offset):
+        raise ModelSpecError("The model was fitted with offset= given as an argument, which cannot be "
+                             "evaluated on newdata; write it in the formula as offset(column) instead.")
     out = X @ fit.estimates.beta + (evaluate_offset(parsed, frame, check=False) if parsed.offsets else 0.0)
     for blk, b in blocks:
         factors = mf.terms[blk.term_slices[0][0]].term.factors

@@ -12,9 +12,7 @@ import pytest
 import lmmjax as lmm
 from tests.reference_data import fixture_ids, load_fixture
 
-FORMULA_OFFSET = pytest.mark.xfail(strict=True, reason="offset() inside formulas: formula/ work of issue 10")
-IDS = [pytest.param(i, marks=FORMULA_OFFSET) if i == "sleep_formula_offset_ml" else i
-       for i in fixture_ids("weights")]
+IDS = fixture_ids("weights")
 
 
 def data_for(ref):
@@ -53,7 +51,7 @@ def test_estimates_match_lme4(name):
     np.testing.assert_allclose([fit.aic, fit.bic], [ref["aic"], ref["bic"]], atol=2e-6)
 
 
-@pytest.mark.parametrize("name", [i for i in IDS if "zero" not in str(i)])
+@pytest.mark.parametrize("name", [i for i in IDS if "zero" not in i])
 def test_fitted_residuals_and_ranef_match_lme4(name):
     ref = load_fixture("weights", name)
     fit = fit_for(ref)
@@ -145,3 +143,17 @@ def test_weighted_simulation_and_bootstrap_run():
     np.testing.assert_allclose(Y.mean(axis=0), fit.fitted, atol=5 * fit.sigma / np.sqrt(4000 * w.min()))
     boot = fit.bootstrap(64, seed=1)
     assert boot.replicates["converged"].all()
+
+
+def test_predictions_include_the_offset():
+    """As lme4: fitted values and predictions add the offset (formula offset() evaluated on newdata)."""
+    ref = load_fixture("weights", "sleep_formula_offset_ml")
+    fit = fit_for(ref)
+    df = data_for(ref)
+    np.testing.assert_allclose(fit.predict(), fit.fitted, rtol=1e-12)
+    np.testing.assert_allclose(fit.predict(df), fit.fitted, rtol=1e-10)
+    shifted = df.assign(o=df["o"] + 1.0)
+    np.testing.assert_allclose(fit.predict(shifted, re_form="~0"), fit.predict(df, re_form="~0") + 1.0, rtol=1e-12)
+    arg = fit_for(load_fixture("weights", "sleep_offset_ml"))
+    with pytest.raises(lmm.ModelSpecError, match="offset"):
+        arg.predict(df)
