@@ -3,10 +3,10 @@
 - :func:`_fit_many` — θ̂, deviance, convergence and β̂, σ̂, cov(β̂)/σ̂² for
   every response: the single place that chooses the fitting engine — the
   batched, sharded refits of :func:`lmmjax.simulate.fit_batch` (issue 4);
-  :func:`_fit_loop` (one L-BFGS-B fit per response) is kept as the
-  reference it is tested against;
+  ``tests/powersim/reference_loop.py`` (one L-BFGS-B fit per response) is
+  the reference it is tested against;
 - :func:`batch_estimates` — β̂, σ̂, cov(β̂)/σ² and the deviance at given θ
-  for the whole batch in one vmapped JAX call (for the loop);
+  for the whole batch in one vmapped JAX call;
 - :func:`batch_satterthwaite` — per-simulation Hessian of the deviance in
   (θ, σ) and Jacobian of cov(β̂), vmapped, for Satterthwaite df.
 """
@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..fitting.optimize import minimize_deviance
 from ..inference.satterthwaite import covbeta, varpar_deviance
 from ..objective.crossprod import response_arrays as response_arrays_one
 from ..objective.estimates import estimates_at
@@ -59,28 +58,6 @@ class BatchFit:
 
 
 # ---- fitting --------------------------------------------------------------------------
-def _fit_loop(model, Y: np.ndarray, theta0: np.ndarray) -> BatchFit:
-    """Reference: one L-BFGS-B fit per response (correct, slow: ~50 ms per sleepstudy fit)."""
-    thetas, devs, conv = [], [], []
-    for b in range(Y.shape[0]):
-        arrays = model.with_response(Y[b]).arrays
-        try:
-            opt = minimize_deviance(arrays, model.dims, model.layout, theta0=theta0)
-            thetas.append(opt.theta)
-            devs.append(opt.deviance)
-            conv.append(opt.success)
-        except Exception:  # one bad replicate must not stop the run
-            thetas.append(np.full(model.layout.size, np.nan))
-            devs.append(np.nan)
-            conv.append(False)
-    theta = np.asarray(thetas)
-    est = batch_estimates(model, theta, Y)
-    ok = np.all(np.isfinite(theta), axis=1)
-    singular = np.any(theta[:, model.layout.diagonal] < SINGULAR_TOL, axis=1) & ok
-    return BatchFit(theta, np.asarray(devs, float), np.asarray(conv, bool), singular,
-                    est["beta"], est["sigma"], est["vcov_unscaled"])
-
-
 def _fit_many(model, Y: np.ndarray, theta0: np.ndarray, devices=None) -> BatchFit:
     """Fit ``model`` (its REML/ML setting) to every row of ``Y`` starting from ``theta0``.
 

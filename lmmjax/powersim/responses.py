@@ -39,7 +39,12 @@ def simulate_responses(model, truth, indices, seed: int = 0) -> np.ndarray:
         return np.zeros((0, model.n_rows))
     if np.any(np.diff(idx) != 1):
         raise ModelSpecError("simulate_responses draws consecutive simulation numbers.")
+    return simulate_model(model, truth_parameters(model, truth), idx.size, seed=int(seed), start=int(idx[0]),
+                          batch_size=idx.size)
+
+
+def truth_parameters(model, truth) -> SimulationParameters:
+    """The assumed β, θ, σ as the simulator's parameters (new random effects per draw)."""
     beta = truth.fixef.reindex(model.frame.fixed_names).to_numpy(dtype=float)
-    params = SimulationParameters(beta=beta, theta=np.asarray(truth.theta, float), sigma=float(truth.sigma),
-                                  ranef=None)
-    return simulate_model(model, params, idx.size, seed=int(seed), start=int(idx[0]), batch_size=idx.size)
+    return SimulationParameters(beta=beta, theta=np.asarray(truth.theta, float), sigma=float(truth.sigma),
+                                ranef=None)

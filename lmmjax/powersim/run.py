@@ -14,14 +14,15 @@ from ..errors import ModelSpecError
 from ..model import Model, build_model
 from ..progress import Progress, first_use
 from ..results.fit import LmerFit
+from ..simulate.batched import fit_simulated
 from ..text import plain
 from ..validate import check_count, check_fraction, check_optional_bool, check_optional_count, check_seed
-from .engine import _fit_many, batch_satterthwaite, chunk_size
+from .engine import BatchFit, _fit_many, batch_satterthwaite, chunk_size
 from .hypotheses import (
     METHODS, lrt_statistics, null_model, resolve_hypothesis, satterthwaite_statistics, wald_statistics,
 )
 from .parameters import Truth, resolve_truth
-from .responses import simulate_responses
+from .responses import simulate_responses, truth_parameters
 from .result import PowerResult, clopper_pearson
 
 PLACEHOLDER = "_y_power_"
@@ -143,10 +144,31 @@ def shared_shapes(big: Model, hyp, method: str, deleted: np.ndarray) -> SharedSh
     return SharedShapes(model, null, deleted)
 
 
+def _fit_simulated(model, null, truth, idx, seed, theta0, devices):
+    """(fits, null fits or None) of the simulations ``idx``, drawn and fitted on the devices."""
+    r = fit_simulated(model, truth_parameters(model, truth), len(idx), seed=int(seed), theta0=theta0,
+                      start=int(idx[0]), batch_size=len(idx), progress=False, devices=devices, null=null)
+    fits = BatchFit(r["theta"], r["deviance"], r["converged"], r["singular"], r["beta"], r["sigma"],
+                    r["vcov_unscaled"])
+    if null is None:
+        return fits, None
+    return fits, BatchFit(r["theta_h0"], r["deviance_h0"], r["converged_h0"], r["singular_h0"], r["beta_h0"],
+                          r["sigma_h0"], r["vcov_unscaled_h0"])
+
+
 def _run_batch(model, null, truth, hyp, method, idx, seed, theta0, devices, deleted=None):
-    """Statistics (dict of arrays) for the simulations ``idx``."""
-    Y = simulate_responses(model, truth, idx, seed=seed)
-    fits = _fit_many(model, Y, theta0, devices)
+    """Statistics (dict of arrays) for the simulations ``idx``.
+
+    Wald and likelihood-ratio runs draw the responses on the devices and fit
+    the model (and the null model) to them there (:func:`lmmjax.simulate.fit_simulated`):
+    no response travels through the host. Satterthwaite runs draw on the
+    host, since the per-simulation derivatives take the responses.
+    """
+    if method == "satterthwaite":
+        Y = simulate_responses(model, truth, idx, seed=seed)
+        fits = _fit_many(model, Y, theta0, devices)
+    else:
+        fits, fits0 = _fit_simulated(model, null if method == "lrt" else None, truth, idx, seed, theta0, devices)
     ok = np.isfinite(fits.deviance) & np.all(np.isfinite(fits.theta), axis=1)
     out = {c: fits.beta[:, j] for c, j in zip(hyp.columns, hyp.index)}
     if method == "wald":
@@ -156,7 +178,6 @@ def _run_batch(model, null, truth, hyp, method, idx, seed, theta0, devices, dele
         H, C, J = batch_satterthwaite(model, fits.theta, fits.sigma, Y)
         out.update(satterthwaite_statistics(fits.beta, H, C, J, hyp))
     else:
-        fits0 = _fit_many(null, Y, theta0, devices)
         ok0 = np.isfinite(fits0.deviance) & np.all(np.isfinite(fits0.theta), axis=1)
         out.update(lrt_statistics(fits.deviance, fits0.deviance, hyp))
         out["deviance_h1"] = fits.deviance

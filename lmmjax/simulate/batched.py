@@ -84,43 +84,52 @@ def _mesh(devices) -> Mesh:
     return Mesh(np.asarray(devices), ("rep",))
 
 
-def _chunk_function(kind: str, dims, opts: NewtonOptions, use_u: bool, devices, lane: int):
+def _replicate_function(kind: str, dims, opts: NewtonOptions, use_u: bool, null_dims):
+    """One replicate's fit: (its input, θ0, *shared inputs) → results.
+
+    - ``"responses"``: the input is a response vector;
+    - ``"weights"``: a row-weight vector (deletion refits), the model's response;
+    - ``"simulate"``: a replicate number; the response is drawn on the device
+      (:func:`~lmmjax.simulate.draw.draw_response`) and, with ``null_dims``,
+      a second (null) model is fitted to the same draw (results suffixed ``_h0``).
+    """
+    if kind == "responses":
+        return lambda y, t0, inputs, bounds: _fit_one(y, t0, inputs, bounds, dims, opts)
+    if kind == "weights":
+        return lambda w, t0, inputs, bounds: _fit_weighted(w, t0, inputs, bounds, dims, opts)
+    if kind != "simulate":
+        raise ValueError(kind)
+
+    def simulated(i, t0, base_key, sim, inputs, bounds, *null):
+        y = draw_response(replicate_key(base_key, i), sim, inputs["pattern"], dims, use_u)
+        out = _fit_one(y, t0, inputs, bounds, dims, opts)
+        if null_dims is not None:
+            inputs0, bounds0 = null
+            out.update({f"{k}_h0": v for k, v in _fit_one(y, t0, inputs0, bounds0, null_dims, opts).items()})
+        return out
+
+    return simulated
+
+
+def _chunk_function(kind: str, dims, opts: NewtonOptions, use_u: bool, devices, lane: int, n_shared: int,
+                    null_dims=None):
     """The jitted, shard_mapped chunk fitter for this structure (cached).
 
     Within a device's shard, replicates run ``lane`` at a time (``lax.map``
     over groups, each group one vmapped loop): a group's arrays stay in cache
     and a slow replicate holds up only its own group.
     """
-    key = (kind, dims, opts, use_u, tuple((d.process_index, d.id) for d in devices), lane)
+    key = (kind, dims, opts, use_u, tuple((d.process_index, d.id) for d in devices), lane, n_shared, null_dims)
     if key in _COMPILED:
         return _COMPILED[key]
     mesh = _mesh(devices)
     rep, rest = P("rep"), P()
+    fit_replicate = _replicate_function(kind, dims, opts, use_u, null_dims)
 
-    if kind == "responses":
-        def local(Y, theta0, inputs, bounds):
-            def one(args):
-                y, t0 = args
-                return _fit_one(y, t0, inputs, bounds, dims, opts)
-            return lax.map(one, (Y, theta0), batch_size=lane)
-        in_specs = (rep, rep, rest, rest)
-    elif kind == "weights":
-        def local(Wb, theta0, inputs, bounds):
-            def one(args):
-                w, t0 = args
-                return _fit_weighted(w, t0, inputs, bounds, dims, opts)
-            return lax.map(one, (Wb, theta0), batch_size=lane)
-        in_specs = (rep, rep, rest, rest)
-    elif kind == "simulate":
-        def local(idx, theta0, base_key, sim, inputs, bounds):
-            def one(args):
-                i, t0 = args
-                y = draw_response(replicate_key(base_key, i), sim, inputs["pattern"], dims, use_u)
-                return _fit_one(y, t0, inputs, bounds, dims, opts)
-            return lax.map(one, (idx, theta0), batch_size=lane)
-        in_specs = (rep, rep, rest, rest, rest, rest)
-    else:
-        raise ValueError(kind)
+    def local(first, theta0, *shared):
+        return lax.map(lambda args: fit_replicate(args[0], args[1], *shared), (first, theta0), batch_size=lane)
+
+    in_specs = (rep, rep) + (rest,) * n_shared
     fn = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=rep, check_vma=False))
     _COMPILED[key] = (fn, mesh)
     return fn, mesh
@@ -196,12 +205,12 @@ def default_lane(dims, opts: NewtonOptions) -> int:
 
 
 def _run(kind, model, n, per_chunk_inputs, shared_inputs, theta0, batch_size, progress, opts, devices,
-         use_u=False, lane=None):
+         use_u=False, lane=None, null_dims=None):
     dims = model.dims
     devices = list(devices) if devices is not None else jax.devices()
     lane = int(lane or default_lane(dims, opts))
     size = _chunk_size(n, batch_size, dims, opts, len(devices), lane, model.pattern.n_rows)
-    fn, mesh = _chunk_function(kind, dims, opts, use_u, devices, lane)
+    fn, mesh = _chunk_function(kind, dims, opts, use_u, devices, lane, len(shared_inputs), null_dims)
     rep_sharding, rest_sharding = NamedSharding(mesh, P("rep")), NamedSharding(mesh, P())
     shared = jax.tree_util.tree_map(lambda a: _put(a, rest_sharding), shared_inputs)
     n_chunks = max(1, math.ceil(n / size))
@@ -223,9 +232,11 @@ def _run(kind, model, n, per_chunk_inputs, shared_inputs, theta0, batch_size, pr
         bar.update(pending[1])
     out = {k: np.concatenate([o[k] for o in outputs])[:n] for k in outputs[0]}
     diag = model.layout.diagonal
-    out["singular"] = np.any(out["theta"][:, diag] < SINGULAR_TOL, axis=1) & np.all(np.isfinite(out["theta"]), axis=1)
-    out["converged"] = out["converged"].astype(bool)
-    out["message"] = np.array([STATUS_TEXT[int(s)] for s in out["status"]], dtype=object)
+    for sfx in ("", "_h0") if null_dims is not None else ("",):
+        theta = out["theta" + sfx]
+        out["singular" + sfx] = np.any(theta[:, diag] < SINGULAR_TOL, axis=1) & np.all(np.isfinite(theta), axis=1)
+        out["converged" + sfx] = out["converged" + sfx].astype(bool)
+        out["message" + sfx] = np.array([STATUS_TEXT[int(s)] for s in out["status" + sfx]], dtype=object)
     return out
 
 
@@ -366,11 +377,14 @@ def fit_weights(model, W, theta0=None, *, batch_size: int | None = None, progres
 
 def fit_simulated(model, params: SimulationParameters, n: int, seed: int = 0, theta0=None, *,
                   batch_size: int | None = None, progress: bool | None = None, options=None,
-                  devices=None) -> dict:
+                  devices=None, start: int = 0, null=None) -> dict:
     """Draw ``n`` responses from ``params`` on the devices and fit ``model`` to each.
 
-    Replicate i is the response ``simulate_model(model, params, n, seed)[i]``
-    (:mod:`.draw`); the responses never travel through the host. Returns
+    Replicate i is the response ``simulate_model(model, params, n, seed, start)[i]``
+    (:mod:`.draw`, replicate number ``start + i``); the responses never travel
+    through the host. With ``null`` (a model with the same rows and random
+    part, e.g. fewer fixed effects) it is fitted to the same draws too, for
+    likelihood-ratio tests: its results carry the suffix ``_h0``. Returns
     the same dict as :func:`fit_batch`.
     """
     n = int(n)
@@ -379,9 +393,12 @@ def fit_simulated(model, params: SimulationParameters, n: int, seed: int = 0, th
     opts = newton_options(model.dims, options)
     theta0 = _theta0_rows(model, theta0, n)
     inputs, bounds = _design_inputs(
-        model, opts, lambda: simulate_model(model, params, 1, seed=seed)[0], theta0)
+        model, opts, lambda: simulate_model(model, params, 1, seed=seed, start=start)[0], theta0)
     sim = simulation_arrays(model, params)
     base = np.asarray(jax.random.PRNGKey(int(seed)))
-    idx = np.arange(n, dtype=np.uint32)
-    return _run("simulate", model, n, lambda rows: [idx], (base, sim, inputs, bounds),
-                theta0, batch_size, progress, opts, devices, use_u=params.ranef is not None)
+    idx = np.arange(start, start + n, dtype=np.uint32)
+    shared = (base, sim, inputs, bounds)
+    if null is not None:
+        shared = shared + (null.response_inputs(), bounds)
+    return _run("simulate", model, n, lambda rows: [idx], shared, theta0, batch_size, progress, opts, devices,
+                use_u=params.ranef is not None, null_dims=None if null is None else null.dims)

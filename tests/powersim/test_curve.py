@@ -81,7 +81,8 @@ def test_shared_shapes_fit_exactly_the_smaller_design():
     """A size run on the largest design's shapes (rows deleted) = the smaller design itself."""
     from lmmjax.powersim import extend
     from lmmjax.powersim.curve import ROW_TAG, _deleted_rows
-    from lmmjax.powersim.engine import _fit_loop, _fit_many
+    from lmmjax.powersim.engine import _fit_many
+    from tests.powersim.reference_loop import fit_loop
     from lmmjax.powersim.hypotheses import null_model
     from lmmjax.powersim.responses import simulate_responses
     from lmmjax.powersim.run import prepare, shared_shapes
@@ -104,8 +105,8 @@ def test_shared_shapes_fit_exactly_the_smaller_design():
     np.testing.assert_allclose(a.beta, b.beta, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(a.sigma, b.sigma, rtol=1e-8)
     # the null model (ML), through the single-fit reference loop
-    n0 = _fit_loop(shapes.null.with_reml(False), Y[:2], bt.theta)
-    s0 = _fit_loop(null_model(sm, sh).with_reml(False), Ys[:2], bt.theta)
+    n0 = fit_loop(shapes.null.with_reml(False), Y[:2], bt.theta)
+    s0 = fit_loop(null_model(sm, sh).with_reml(False), Ys[:2], bt.theta)
     np.testing.assert_allclose(n0.deviance, s0.deviance, rtol=1e-9)
 
 

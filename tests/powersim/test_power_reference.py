@@ -94,7 +94,8 @@ def test_type_one_error_of_each_test(ref, design):
     wald = _power(ref, design, 0.0, "wald", n, seed=7)
     satt = _power(ref, design, 0.0, "satterthwaite", n, seed=7)
     sw, ss = wald.simulations, satt.simulations
-    np.testing.assert_allclose(sw["statistic"], ss["statistic"], rtol=1e-10)  # same fits, same t
+    # same draws and fits (Wald: drawn on the device; Satterthwaite: drawn on the host), equal to rounding
+    np.testing.assert_allclose(sw["statistic"], ss["statistic"], rtol=1e-8)
     np.testing.assert_allclose(ss["df"][~ss["singular"]], 17.0, rtol=1e-3)
     assert (sw["significant"] | ~ss["significant"]).all()  # z rejects whenever t does
 

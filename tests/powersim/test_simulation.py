@@ -7,6 +7,7 @@ from lmmjax.fitting.optimize import minimize_deviance
 from lmmjax.powersim import crossed
 from lmmjax.objective.crossprod import response_arrays
 from lmmjax.powersim.engine import batch_estimates, batch_satterthwaite
+from lmmjax.powersim.hypotheses import resolve_hypothesis
 from lmmjax.powersim.parameters import Truth, resolve_truth
 from lmmjax.powersim.run import design_model
 from lmmjax.powersim.responses import simulate_responses
@@ -94,18 +95,39 @@ def test_batched_satterthwaite_equals_coef_table(sleep_fit):
         assert st["p_value"][b] == pytest.approx(ct["p_value"], rel=1e-6)
 
 
-def test_batched_engine_equals_single_fit_loop():
+def test_batched_engine_equals_singlefit_loop():
     """lmmjax.simulate.fit_batch (used by power) and one L-BFGS-B fit per response agree."""
     from lmmjax.powersim import repeated_measures
-    from lmmjax.powersim.engine import _fit_loop, _fit_many
+    from lmmjax.powersim.engine import _fit_many
+    from tests.powersim.reference_loop import fit_loop
 
     d = repeated_measures(12, times=4, between={"group": ["a", "b", "c"]})  # shared with test_power/test_curve
     m = design_model("y ~ Time + group + (1 | Subject)", d, reml=True)
     truth = resolve_truth(m, fixef={"Time": 0.3}, varcorr={"Subject": 1.0}, sigma=1.0)
     Y = simulate_responses(m, truth, np.arange(4), seed=8)
-    a, b = _fit_many(m, Y, truth.theta), _fit_loop(m, Y, truth.theta)
+    a, b = _fit_many(m, Y, truth.theta), fit_loop(m, Y, truth.theta)
     np.testing.assert_allclose(a.deviance, b.deviance, rtol=1e-10)
     np.testing.assert_allclose(a.theta, b.theta, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(a.beta, b.beta, rtol=1e-6)
     np.testing.assert_allclose(a.vcov_unscaled, b.vcov_unscaled, rtol=1e-4, atol=1e-12)
     assert a.converged.all() and b.converged.all()
+
+
+def test_device_draws_equal_host_draws_and_lrt_pairs(sleep_fit):
+    """Power draws and fits on the device (model and null on the same draw) = host draws fitted."""
+    from lmmjax.powersim.engine import _fit_many
+    from lmmjax.powersim.hypotheses import null_model
+    from lmmjax.powersim.run import _fit_simulated
+
+    m = sleep_fit.model.with_reml(False)
+    truth = Truth(sleep_fit.fixef, sleep_fit.theta, sleep_fit.sigma)
+    hyp = resolve_hypothesis(m, "Days")
+    null = null_model(m, hyp)
+    idx = np.arange(8, 16)
+    fits, fits0 = _fit_simulated(m, null, truth, idx, 4, sleep_fit.theta, None)
+    Y = simulate_responses(m, truth, idx, seed=4)
+    host, host0 = _fit_many(m, Y, sleep_fit.theta), _fit_many(null, Y, sleep_fit.theta)
+    np.testing.assert_allclose(fits.deviance, host.deviance, rtol=1e-9)
+    np.testing.assert_allclose(fits.beta, host.beta, rtol=1e-7)
+    np.testing.assert_allclose(fits0.deviance, host0.deviance, rtol=1e-9)
+    assert fits.beta.shape == (8, 2) and fits0.beta.shape == (8, 1)
