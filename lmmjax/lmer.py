@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
+from .errors import ConvergenceWarning, SingularFitWarning
 from .fitting.optimize import minimize_deviance
 from .fitting.start import choose_start
 from .memo import cached

@@ -23,7 +23,6 @@ the random effects), ``S = X'X − X'W A⁻¹ W'X = X̃'X`` (``cov(β̂) = σ² 
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..memo import memoized

@@ -54,13 +54,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
-from .bounds import column_mates, projected_gradient, snap_to_bounds  # noqa: F401  (column_mates re-exported)
+from .bounds import projected_gradient, snap_to_bounds
 from .derivatives import derivative_function, gradient_function
-from .record import (STATUS_TEXT, STOP_GRADIENT, STOP_LINESEARCH, STOP_MAXITER,  # noqa: F401
-                     STOP_NONFINITE, STOP_STEP)
+from .record import STOP_GRADIENT, STOP_LINESEARCH, STOP_MAXITER, STOP_NONFINITE, STOP_STEP
 
 jax.config.update("jax_enable_x64", True)
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 import re
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ..diagnostics.deletion import deleted_arrays
 from ..errors import ModelSpecError
 from ..model import Model, build_model
 from ..progress import Progress, first_use
 from ..results.fit import LmerFit
 from ..simulate.batched import fit_simulated
-from ..text import plain
 from ..validate import check_count, check_fraction, check_optional_bool, check_optional_count, check_seed
 from .engine import BatchFit, _fit_many, batch_satterthwaite, chunk_size
 from .hypotheses import (

@@ -18,7 +18,8 @@ Examples
 from .batched import auto_batch_size, fit_batch, fit_simulated
 from .bootstrap import BootstrapResult, bootstrap
 from .draw import SimulationParameters, parameters_from_fit, simulate, simulate_model
-from ..fitting.newton import STATUS_TEXT, NewtonOptions
+from ..fitting.newton import NewtonOptions
+from ..fitting.record import STATUS_TEXT
 from .refit import refit_many
 
 __all__ = [

@@ -35,14 +35,14 @@ from __future__ import annotations
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ..fitting.bounds import column_mates, start_theta
 from ..fitting.derivatives import choose_derivatives, initial_hessian
-from ..fitting.newton import STATUS_TEXT, NewtonOptions, minimize_theta
+from ..fitting.newton import NewtonOptions, minimize_theta
+from ..fitting.record import STATUS_TEXT
 from ..objective.crossprod import cross_products, response_arrays
 from ..objective.deviance import profiled_deviance
 from ..objective.estimates import estimates_at

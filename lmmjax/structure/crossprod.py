@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kinds import choose_kind
-from .pattern import Pattern, build_pattern, padded_length  # noqa: F401  (padded_length re-exported)
+from .pattern import Pattern, build_pattern
 
 #: Pattern arrays the factorization reads directly (the rest feed the cross-products only).
 FACTOR_KEYS = ("ent_row", "ent_level", "pair_level", "pair_target")
