@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 from formulaic.transforms import TRANSFORMS
+from formulaic.transforms.poly import poly as formulaic_poly
 from formulaic.transforms.scale import scale as formulaic_scale
 from formulaic.utils.stateful_transforms import stateful_transform
 
@@ -94,9 +95,11 @@ NAMESPACE_NAME = "_lmm"
 
 
 def register() -> None:
-    """Add the R names to formulaic's transforms (never replacing formulaic's own)."""
+    """Add the R names to formulaic's transforms (never replacing formulaic's own, except
+    ``poly``, which gets R's check of its degree and otherwise computes the same)."""
     for name, value in {**FUNCTIONS, **CONSTANTS}.items():
         TRANSFORMS.setdefault(name, value)
+    TRANSFORMS["poly"] = poly
     TRANSFORMS.setdefault(NAMESPACE_NAME, SimpleNamespace(**{**TRANSFORMS, **FUNCTIONS}))
 
 
@@ -113,7 +116,18 @@ def known_value(name: str) -> bool:
     return name in TRANSFORMS
 
 
-register()
+
+@stateful_transform
+def poly(x, degree=1, raw=False, _state={}):  # noqa: B006 - stateful
+    """formulaic's ``poly`` (R's orthogonal polynomials) with R's check: the degree must be
+    less than the number of distinct values, else the last columns are rounding noise."""
+    if not _state and not raw:
+        values = np.asarray(x, dtype=float)
+        distinct = np.unique(values[~np.isnan(values)]).size
+        if int(degree) >= distinct:
+            raise ValueError(f"poly(): degree {int(degree)} must be less than the number of "
+                             f"distinct values ({distinct}), as R requires")
+    return formulaic_poly(x, degree, raw, _state=_state)
 
 
 # ---- R's transforms of variables with missing values ----------------------------------
@@ -150,3 +164,6 @@ def center_ignoring_missing(data, _state={}):  # noqa: B006 - stateful
 ALL_ROWS_CONTEXT = {"scale": scale_ignoring_missing, "center": center_ignoring_missing}
 # State entries of these transforms (and only these) are taken from the all-rows pass.
 ALL_ROWS_STATE_KEYS = ({"ddof", "center", "scale"}, {"alpha", "norms2"})
+
+
+register()

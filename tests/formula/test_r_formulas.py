@@ -229,3 +229,13 @@ def test_syntax_errors_are_plain_model_spec_errors(sleep, formula):
     message = str(info.value)
     assert f"Cannot read the formula {formula!r}" in message
     assert "\x1b" not in message and "⧛" not in message
+
+
+@pytest.mark.parametrize("degree", [10, 12])
+def test_poly_degree_must_be_below_the_distinct_values(sleep, degree):
+    """As R: otherwise the last columns are rounding noise scaled to unit length."""
+    with pytest.raises(lmm.ModelSpecError,
+                       match=rf"poly\(\): degree {degree} must be less than the number of distinct values \(10\)"):
+        frame(f"Reaction ~ poly(Days, {degree}) + (1 | Subject)", sleep)
+    mf = frame("Reaction ~ poly(Days, 9) + (1 | Subject)", sleep)
+    assert len(mf.fixed_names) == 10
