@@ -61,7 +61,7 @@ def test_second_process_loads_compiled_programs_from_the_cache(tmp_path):
     written = cache_files(cache)
     assert len(written) >= 2  # at least the deviance and the factorization programs
     second, log = run_python(FIT_SLEEPSTUDY, LMMJAX_CACHE_DIR=str(cache), JAX_LOG_COMPILES="1")
-    assert "Persistent compilation cache hit for 'jit_profiled_deviance'" in log
+    assert log.count("Persistent compilation cache hit") >= 2  # the deviance and the factorization
     assert cache_files(cache) == written  # nothing compiled afresh
     assert second["loglik"] == pytest.approx(first["loglik"], rel=1e-12)
 
