@@ -28,6 +28,7 @@ Examples
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -49,7 +50,25 @@ def _columns(grid, combos: np.ndarray, facs: list) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def parse_specs(specs, by) -> tuple:
+    """R-style ``"~ A * B | C"`` (or ``"A | C"``) -> (["A", "B"], by + ["C"]); other specs unchanged."""
+    if not isinstance(specs, str) or not any(ch in specs for ch in "~|*+:"):
+        return specs, by
+    text = specs.strip()
+    if text.startswith("~"):
+        text = text[1:]
+    elif "~" in text:
+        raise ModelSpecError(f"specs {specs!r}: a left-hand side (R's 'pairwise ~ A') is not supported; "
+                             "call .pairs() on the result instead.")
+    rhs, _, cond = text.partition("|")
+    pri = [v.strip() for v in re.split(r"[*+:]", rhs) if v.strip()]
+    extra = [v.strip() for v in re.split(r"[*+:]", cond) if v.strip()]
+    by = ([] if by is None else ([by] if isinstance(by, str) else list(by))) + extra
+    return pri, (by or None)
+
+
 def _specs(grid, specs, by) -> tuple:
+    specs, by = parse_specs(specs, by)
     pri = emm_grid.check_names(grid, specs, "specs")
     if not pri:
         raise ModelSpecError("specs: name at least one variable of the model's fixed part.")
@@ -83,7 +102,8 @@ def emmeans(fit, specs, by=None, at=None, ddf: str = "satterthwaite", weights: s
     ----------
     fit : LmerFit
     specs : str or list of str
-        Variables of the fixed part whose levels (combinations) get a mean.
+        Variables of the fixed part whose levels (combinations) get a mean;
+        R's one-sided formula also works: ``"~ recipe | temperature"``.
     by : str or list of str, optional
         Variables whose levels form separate groups (families for ``pairs``).
     at : dict, optional

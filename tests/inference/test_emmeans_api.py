@@ -235,3 +235,14 @@ def test_bad_covariate_values():
     with pytest.raises(ModelSpecError, match="must be finite numbers"):
         quiet(m.emmeans, "recipe", at={"temp": [np.nan]})
 
+
+
+def test_r_style_specs():
+    m = fit(INTER)
+    a = m.emmeans("~ recipe | temperature")
+    b = m.emmeans("recipe", by="temperature")
+    pd.testing.assert_frame_equal(a.table, b.table)
+    c = m.emmeans("recipe * temperature")
+    assert list(c.table.columns[:2]) == ["recipe", "temperature"] and len(c) == 18
+    with pytest.raises(ModelSpecError, match="left-hand side"):
+        m.emmeans("pairwise ~ recipe")
