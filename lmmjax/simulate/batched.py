@@ -33,6 +33,7 @@ cov(β̂)/σ̂² at θ̂.
 from __future__ import annotations
 
 import math
+import time
 
 import jax
 import numpy as np
@@ -42,7 +43,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from ..fitting.bounds import column_mates, start_theta
 from ..fitting.derivatives import choose_derivatives, initial_hessian
 from ..fitting.newton import NewtonOptions, minimize_theta
-from ..fitting.record import STATUS_TEXT
+from ..fitting.record import STATUS_TEXT, OptSummary
 from ..objective.crossprod import cross_products, response_arrays
 from ..objective.deviance import profiled_deviance
 from ..objective.estimates import estimates_at
@@ -206,6 +207,7 @@ def default_lane(dims, opts: NewtonOptions) -> int:
 
 def _run(kind, model, n, per_chunk_inputs, shared_inputs, theta0, batch_size, progress, opts, devices,
          use_u=False, lane=None, null_dims=None):
+    t0 = time.perf_counter()
     dims = model.dims
     devices = list(devices) if devices is not None else jax.devices()
     lane = int(lane or default_lane(dims, opts))
@@ -237,6 +239,11 @@ def _run(kind, model, n, per_chunk_inputs, shared_inputs, theta0, batch_size, pr
         out["singular" + sfx] = np.any(theta[:, diag] < SINGULAR_TOL, axis=1) & np.all(np.isfinite(theta), axis=1)
         out["converged" + sfx] = out["converged" + sfx].astype(bool)
         out["message" + sfx] = np.array([STATUS_TEXT[int(s)] for s in out["status" + sfx]], dtype=object)
+    out["optsummary"] = OptSummary(
+        theta_start=theta0[:n], theta=out["theta"], deviance=out["deviance"], n_evaluations=None,
+        n_iterations=out["n_iter"], optimizer="batched bound-constrained trust-region Newton (lmmjax.fitting.newton)",
+        message=out["message"], projected_gradient=out["pgrad"], success=out["converged"],
+        seconds=time.perf_counter() - t0, status=out["status"])
     return out
 
 
@@ -312,7 +319,9 @@ def fit_batch(model, Y, theta0=None, *, batch_size: int | None = None, progress:
         ``vcov_unscaled`` (B, p, p) (cov(β̂)/σ̂²), ``converged`` (B,) bool,
         ``singular`` (B,) bool, ``n_iter`` (B,), ``pgrad`` (B,) (largest
         projected-gradient component), ``status`` (B,) int and ``message``
-        (B,) text (see :data:`lmmjax.fitting.record.STATUS_TEXT`).
+        (B,) text (see :data:`lmmjax.fitting.record.STATUS_TEXT`), and ``optsummary``:
+        the same :class:`~lmmjax.fitting.record.OptSummary` record as a single
+        fit's, with one array entry per replicate.
         A response with a missing or infinite value gives a replicate with
         ``converged = False`` and message "non-finite deviance"; the others
         are unaffected.

@@ -100,3 +100,15 @@ def test_quasi_newton_mode(sleep_fit, sleep_data, sleep_Y):
     np.testing.assert_allclose(res["theta"], newton["theta"], rtol=1e-5, atol=2e-6)
     with pytest.raises(ValueError):
         fit_batch(sleep_fit.model, sleep_Y[:2], options={"derivatives": "values"})
+
+
+def test_batch_returns_the_single_fit_record(sleep_fit, sleep_Y):
+    """A batch carries the same OptSummary record as a single fit, with arrays."""
+    from lmmjax.fitting.record import OptSummary
+
+    res = fit_batch(sleep_fit.model, sleep_Y[:8], theta0=sleep_fit.theta, batch_size=N)
+    opt = res["optsummary"]
+    assert isinstance(opt, OptSummary) and isinstance(sleep_fit.optsummary, OptSummary)
+    np.testing.assert_array_equal(opt.theta, res["theta"])
+    np.testing.assert_array_equal(opt.success, res["converged"])
+    assert opt.status.shape == (8,) and sleep_fit.optsummary.status == 0
