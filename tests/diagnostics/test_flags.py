@@ -38,9 +38,8 @@ def test_penicillin_is_clean(penicillin_fit):
     assert all(n.severity == "note" for n in flags.notes)
 
 
-def test_pastes_nested_has_no_nesting_flag():
-    fit = quiet_fit("strength ~ 1 + (1 | batch/cask)", lmm.datasets.load("pastes"))
-    assert "implicit_nesting" not in codes(fit)
+def test_pastes_nested_has_no_nesting_flag(pastes_nested_fit):
+    assert "implicit_nesting" not in codes(pastes_nested_fit)
 
 
 # ---- each flag ----------------------------------------------------------------------------------
