@@ -24,9 +24,16 @@ def _responses(fit, Y):
             raise ModelSpecError(
                 f"Y has {len(Y)} rows but the model uses {nobs}, and its index does not hold the "
                 "labels of the rows the fit used, so the responses cannot be aligned.")
+        non_numeric = [c for c in Y.columns if not pd.api.types.is_numeric_dtype(Y[c])
+                       or pd.api.types.is_bool_dtype(Y[c])]
+        if non_numeric:
+            raise ModelSpecError(f"Y's column(s) {non_numeric[:5]} are not numeric responses.")
         values = Y.to_numpy(dtype=float).T
     else:
-        values = np.asarray(Y, dtype=float)
+        try:
+            values = np.asarray(Y, dtype=float)
+        except (TypeError, ValueError):
+            raise ModelSpecError("Y must be a numeric array (observations × responses) or DataFrame.") from None
         if values.ndim == 1:
             values = values[:, None]
         if values.ndim != 2 or values.shape[0] != nobs:

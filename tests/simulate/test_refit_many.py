@@ -62,6 +62,10 @@ def test_alignment_and_errors(sleep_fit, outcomes):
         sleep_fit.refit_many(np.zeros((10, 3)))
     with pytest.raises(lmm.ModelSpecError):
         sleep_fit.refit_many(outcomes, format="tall")
+    with pytest.raises(lmm.ModelSpecError, match=r"column\(s\) \['label'\] are not numeric"):
+        sleep_fit.refit_many(outcomes.assign(label="x"))
+    with pytest.raises(lmm.ModelSpecError, match=r"must be a numeric array"):
+        sleep_fit.refit_many([["a"] * 3] * sleep_fit.nobs)
 
 
 @pytest.mark.parametrize("value, problem", [
