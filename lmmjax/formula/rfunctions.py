@@ -10,6 +10,8 @@ the translated formula uses (``as_numeric``).
 """
 from __future__ import annotations
 
+import builtins
+import keyword
 from types import SimpleNamespace
 
 import numpy as np
@@ -104,16 +106,16 @@ def register() -> None:
 
 
 def known_function(name: str) -> bool:
-    """Whether ``name`` (Python spelling) can be called in a formula."""
+    """Whether ``name`` (Python spelling) can be called in a formula (transforms, builtins)."""
     register()
-    value = TRANSFORMS.get(name)
+    value = TRANSFORMS.get(name, getattr(builtins, name, None))
     return callable(value)
 
 
 def known_value(name: str) -> bool:
-    """Whether ``name`` is a non-column name the evaluation context defines."""
+    """Whether ``name`` is a non-column name Python evaluation knows (transforms, builtins, keywords)."""
     register()
-    return name in TRANSFORMS
+    return name in TRANSFORMS or hasattr(builtins, name) or keyword.iskeyword(name)
 
 
 

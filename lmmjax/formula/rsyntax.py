@@ -110,10 +110,12 @@ def _call_name(tok: Token, columns: set, source: str) -> str:
         raise ModelSpecError(
             f"Function {name!r} in {source!r} is not supported in formulas: {_REFUSED[name]}")
     root = name.split(".")[0]
-    if root in columns or name in columns:
-        return f"{NAMESPACE_NAME}.{name}"
+    if name in columns or (root in columns and root in ("np", "numpy", "contr")):
+        return f"{NAMESPACE_NAME}.{name}"  # the function, not the column of that name
     if "." in name and root in ("np", "numpy", "contr"):
         return name
+    if "." in name and root in columns:
+        return name  # a method of the column, e.g. x.clip(0)
     if not known_function(name):
         raise ModelSpecError(
             f"Function {tok.text.strip('`')!r} in {source!r} is not supported in formulas. "
@@ -163,7 +165,7 @@ def translate(expr: str, columns=None, source: str | None = None) -> Translated:
     listed = list(columns or ())
     columns = set(listed)
     tokens = tokenize(expr)
-    stack: list[tuple] = []  # (context "py"/"formula", index of the call name or None)
+    stack: list[tuple] = []  # (context "py"/"formula", index of the call name or None, index of "(")
     used: list[str] = []
     python_ops: set = set()
 
@@ -175,7 +177,7 @@ def translate(expr: str, columns=None, source: str | None = None) -> Translated:
             if tok.text in "([{":
                 call = k > 0 and _is_call(tokens, k - 1)
                 py = call or tok.text == "{" or in_python()
-                stack.append(("py" if py else "formula", k - 1 if call else None))
+                stack.append(("py" if py else "formula", k - 1 if call else None, k))
             elif tok.text in ")]}":
                 if not stack:
                     raise ModelSpecError(f"Unbalanced parentheses in {source!r}.")
@@ -184,7 +186,7 @@ def translate(expr: str, columns=None, source: str | None = None) -> Translated:
                 if tok.text == "^":
                     _check_formula_power(tokens, k, source)
             else:
-                python_ops.add(tok.text)
+                python_ops.add((tok.text, stack[-1][2]))  # with the parenthesis it is in
                 tok.out = {"^": "**", "%%": "%", "%/%": "//", "&&": "&", "||": "|", "!": "~"}.get(tok.text)
                 call_tok = tokens[stack[-1][1]] if stack[-1][1] is not None else None
                 if tok.text == "," and call_tok is not None and call_tok.out in ("log", f"{NAMESPACE_NAME}.log"):
@@ -194,6 +196,8 @@ def translate(expr: str, columns=None, source: str | None = None) -> Translated:
             continue
         if _is_call(tokens, k):
             tok.out = _call_name(tok, columns, source)
+            if tok.out == tok.text and "." in tok.text and tok.text.split(".")[0] in columns:
+                used.append(tok.text.split(".")[0])
             continue
         name = tok.text[1:-1] if tok.kind == "quoted" else tok.text
         if name in columns or (not check and tok.kind == "quoted"):
@@ -213,13 +217,17 @@ def translate(expr: str, columns=None, source: str | None = None) -> Translated:
             continue  # keyword argument name
         if name in ("TRUE", "FALSE", "T", "F"):
             tok.out = "True" if name in ("TRUE", "T") else "False"
+        elif "." in name and name.split(".")[0] in columns:
+            used.append(name.split(".")[0])  # an attribute of the column, e.g. x.values
         elif tok.kind == "quoted" or not known_value(name.split(".")[0]):
             if check:
                 raise unknown_columns([name], listed, source)
             used.append(name)
     if stack:
         raise ModelSpecError(f"Unbalanced parentheses in {source!r}.")
-    if python_ops & {"&", "|", "&&", "||"} and python_ops & {"<", ">", "<=", ">=", "==", "!="}:
+    logical = {where for op, where in python_ops if op in ("&", "|", "&&", "||")}
+    compared = {where for op, where in python_ops if op in ("<", ">", "<=", ">=", "==", "!=")}
+    if logical & compared:  # in the same parentheses
         raise ModelSpecError(
             f"In {source!r}, put parentheses around each comparison combined with '&' or '|', "
             "e.g. I((x > 1) & (z < 2)); without them Python and R read the expression differently.")

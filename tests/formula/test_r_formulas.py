@@ -239,3 +239,32 @@ def test_poly_degree_must_be_below_the_distinct_values(sleep, degree):
         frame(f"Reaction ~ poly(Days, {degree}) + (1 | Subject)", sleep)
     mf = frame("Reaction ~ poly(Days, 9) + (1 | Subject)", sleep)
     assert len(mf.fixed_names) == 10
+
+
+# ---- Python that formulaic evaluated before keeps working --------------------------------
+@pytest.mark.parametrize("expr, expected", [
+    ("I(Days if False else Days * 2)", lambda d: 2 * d),
+    ("I(Days.clip(2, 7))", lambda d: np.clip(d, 2, 7)),
+    ("Days.clip(2, 7)", lambda d: np.clip(d, 2, 7)),
+    ("I(float(2) * Days)", lambda d: 2.0 * d),
+    ("I(Days.values * 2)", lambda d: 2 * d),
+    ("np.where(Days > 3, 1.0, 0.0)", lambda d: (d > 3).astype(float)),
+    ("I((Days > 3) & (Days < 7))", lambda d: ((d > 3) & (d < 7)).astype(float)),
+])
+def test_python_expressions_still_work(sleep, expr, expected):
+    mf = frame(f"Reaction ~ {expr} + (1 | Subject)", sleep)
+    assert mf.formula.variables == ("Reaction", "Subject", "Days")
+    np.testing.assert_allclose(mf.X[:, 1], expected(sleep["Days"].to_numpy().astype(float)))
+
+
+@pytest.mark.parametrize("expr", ["I(Days > 1 & Days < 7)", "I(Days > 1 | (Days < 7))"])
+def test_unparenthesised_comparisons_with_and_or_are_refused(sleep, expr):
+    with pytest.raises(lmm.ModelSpecError, match=r"put parentheses around each comparison"):
+        frame(f"Reaction ~ {expr} + (1 | Subject)", sleep)
+
+
+@pytest.mark.parametrize("levels_arg", ["levels=['b', 'a']", "contr.treatment('b')", "Treatment('b')"])
+def test_contrast_arguments(sleep, levels_arg):
+    df = sleep.assign(f=np.where(sleep["Days"] < 5, "a", "b"))
+    mf = frame(f"Reaction ~ C(f, {levels_arg}) + (1 | Subject)", df)
+    assert mf.fixed_names[1].endswith("[T.a]")
