@@ -38,8 +38,9 @@ class LmerFit:
 
     The methods that run inference, simulation or diagnostics (``summary``,
     ``coef_table``, ``contrast``, ``anova``, ``confint``, ``profile``,
-    ``simulate``, ``bootstrap``, ``refit_many``, ``check``, ``report``,
-    ``plot_diagnostics``, ``refit``) and ``str(fit)`` come from
+    ``emmeans``, ``emtrends``, ``joint_tests``, ``simulate``, ``bootstrap``,
+    ``refit_many``, ``check``, ``report``, ``plot_diagnostics``, ``refit``)
+    and ``str(fit)`` come from
     :mod:`lmmjax.methods`.
 
     Examples
