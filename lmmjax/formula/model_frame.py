@@ -126,6 +126,29 @@ def _is_boolean(col: pd.Series) -> bool:
     return pd.api.types.is_bool_dtype(col)
 
 
+class UndefinedRows(ModelSpecError):
+    """An expression of the formula is NaN in some rows (e.g. log of a negative number).
+
+    R drops such rows (its model frame treats NaN as missing);
+    :func:`build_model_frame` does the same. ``rows`` marks them, ``what``
+    names the expression.
+    """
+
+    def __init__(self, message: str, rows: np.ndarray, what: str):
+        super().__init__(message)
+        self.rows, self.what = rows, what
+
+
+def _require_finite(values: np.ndarray, what: str, message: str) -> None:
+    """ModelSpecError for infinite values; UndefinedRows when every bad value is NaN."""
+    values = values.reshape(len(values), -1)
+    if np.all(np.isfinite(values)):
+        return
+    if np.any(np.isinf(values)):
+        raise ModelSpecError(message)
+    raise UndefinedRows(message, np.isnan(values).any(axis=1), what)
+
+
 def _all_rows_state(expr: str, everything: pd.DataFrame | None) -> dict:
     """State of the scale/center/poly transforms in ``expr`` computed on all rows of the data.
 
@@ -182,9 +205,8 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame, everything=None) -> np
         if y.shape[1] != 1:
             raise ModelSpecError(f"Response {name!r} must be a single numeric column.")
         y = y[:, 0]
-    if not np.all(np.isfinite(y)):
-        k = int(np.sum(~np.isfinite(y)))
-        raise ModelSpecError(f"Response {name!r} has infinite or undefined (NaN) values in {k} row(s).")
+    k = int(np.sum(~np.isfinite(y)))
+    _require_finite(y, name, f"Response {name!r} has infinite or undefined (NaN) values in {k} row(s).")
     if y.size < 2:
         raise ModelSpecError(
             f"Only {y.size} row of the data can be used; a mixed model needs many observations.")
@@ -236,12 +258,11 @@ def _fixed_matrix(parsed: ParsedFormula, frame: pd.DataFrame, everything=None):
             f"Cannot build the fixed effects of {parsed.text!r}: {plain_message(exc)}") from None
     X = np.asarray(mm, dtype=float)
     names = [str(c) for c in mm.columns]
-    if not np.all(np.isfinite(X)):
-        bad = [n for j, n in enumerate(names) if not np.all(np.isfinite(X[:, j]))]
-        k = int(np.sum(~np.all(np.isfinite(X), axis=1)))
-        raise ModelSpecError(
-            f"Fixed-effect column(s) {bad} have infinite or undefined (NaN) values in {k} row(s), "
-            "e.g. log() of a value <= 0.")
+    bad = [n for j, n in enumerate(names) if not np.all(np.isfinite(X[:, j]))]
+    k = int(np.sum(~np.all(np.isfinite(X), axis=1)))
+    _require_finite(X, " and ".join(bad), (
+        f"Fixed-effect column(s) {bad} have infinite or undefined (NaN) values in {k} row(s), "
+        "e.g. log() of a value <= 0."))
     keep = drop_aliased(X, names)
     dropped = [n for j, n in enumerate(names) if j not in keep]
     if dropped:
@@ -287,9 +308,7 @@ def _term_matrix(term: RandomTerm, frame: pd.DataFrame, everything=None) -> Term
     Z = np.asarray(mm, dtype=float)
     if Z.shape[1] == 0:
         raise ModelSpecError(f"Random-effect term {term.source!r} has no columns.")
-    if not np.all(np.isfinite(Z)):
-        raise ModelSpecError(
-            f"Random-effect term {term.source!r} has infinite or undefined (NaN) values.")
+    _require_finite(Z, term.source, f"Random-effect term {term.source!r} has infinite or undefined (NaN) values.")
     codes, levels = group_codes(frame, term.factors)
     return TermMatrix(term=term, columns=[str(c) for c in mm.columns], Z=Z, codes=codes,
                       levels=levels, spec=mm.model_spec)
@@ -334,10 +353,10 @@ def evaluate_offset(parsed: ParsedFormula, frame: pd.DataFrame, check: bool = Tr
         values = np.asarray(values, dtype=float)
         if values.shape[1] != 1:
             raise ModelSpecError(f"offset({expr}) must be one numeric value per row.")
-        if check and not np.all(np.isfinite(values)):
+        if check:
             k = int(np.sum(~np.isfinite(values)))
-            raise ModelSpecError(
-                f"offset({expr}) has infinite or undefined (NaN) values in {k} row(s).")
+            _require_finite(values, f"offset({expr})",
+                            f"offset({expr}) has infinite or undefined (NaN) values in {k} row(s).")
         total = total + values[:, 0]
     return total
 
@@ -357,17 +376,35 @@ def build_model_frame(formula: str, data: pd.DataFrame) -> ModelFrame:
     parsed = parse_formula(formula, columns=[c for c in data.columns if isinstance(c, str)])
     columns = sorted(parsed.variables)
     frame, positions = _drop_missing(data, columns)
-    everything = data[columns] if len(frame) < len(data) else None  # for transforms, as R
-    y = _response(parsed, frame, everything)
-    X, names, dropped, spec = _fixed_matrix(parsed, frame, everything)
-    n = len(y)
-    if X.shape[1] >= n:
-        raise ModelSpecError(f"{X.shape[1]} fixed-effect columns for only {n} observations.")
-    terms = tuple(_term_matrix(t, frame, everything) for t in parsed.random)
-    for tm in terms:
-        _check_term(tm, n)
+    while True:
+        everything = data[columns] if len(frame) < len(data) else None  # for transforms, as R
+        try:
+            parts = _evaluate_parts(parsed, frame, everything)
+            break
+        except UndefinedRows as exc:
+            # R's model frame drops rows where an expression is NaN, as it drops missing values.
+            if np.sum(~exc.rows) < 2:
+                raise ModelSpecError(str(exc)) from None
+            warnings.warn(
+                f"Dropped {int(exc.rows.sum())} of {len(frame)} rows where {exc.what} is undefined "
+                "(NaN, e.g. log() of a negative number), as R does.", DataWarning, stacklevel=4)
+            frame, positions = _drop_unused_levels(frame.loc[~exc.rows].copy()), positions[~exc.rows]
+    y, (X, names, dropped, spec), terms, offset = parts
     return ModelFrame(
         formula=parsed, y=y, X=X, fixed_names=names, dropped_columns=dropped,
         terms=terms, rows=frame.index.to_numpy(), fixed_spec=spec, data=frame,
-        offset=evaluate_offset(parsed, frame), source_index=data.index, positions=positions,
+        offset=offset, source_index=data.index, positions=positions,
     )
+
+
+def _evaluate_parts(parsed: ParsedFormula, frame: pd.DataFrame, everything):
+    """Response, fixed-effects matrix, random terms and offset on ``frame``, all checked."""
+    y = _response(parsed, frame, everything)
+    fixed = _fixed_matrix(parsed, frame, everything)
+    n, p = len(y), fixed[0].shape[1]
+    if p >= n:
+        raise ModelSpecError(f"{p} fixed-effect columns for only {n} observations.")
+    terms = tuple(_term_matrix(t, frame, everything) for t in parsed.random)
+    for tm in terms:
+        _check_term(tm, n)
+    return y, fixed, terms, evaluate_offset(parsed, frame)

@@ -59,6 +59,19 @@ def test_transforms_use_every_row_as_r(case):
     assert not np.allclose(refit_on_complete.fixef.to_numpy(), ref["fixef"], rtol=1e-5)
 
 
+def test_rows_where_an_expression_is_nan_are_dropped_as_r():
+    ref = load_fixture("formula", "sleep_log_nan")
+    data = fixture_frame(ref["data"])
+    with pytest.warns(lmm.DataWarning, match=r"Dropped 54 of 180 rows where log\(z\) is undefined"):
+        fit = lmm.lmer(ref["formula_py"], data)
+    assert fit.nobs == 126
+    assert fit.loglik == pytest.approx(ref["loglik"], abs=1e-6)
+    pred = fit.predict()
+    assert np.isnan(pred).sum() == 54 and np.all(np.isnan(pred) == (data["z"] < 0))
+    with pytest.raises(lmm.ModelSpecError, match=r"\['log\(Days\)'\] have infinite or undefined"):
+        lmm.lmer("Reaction ~ log(Days) + (1 | Subject)", data)  # -inf at Days = 0: an error, not a drop
+
+
 def test_integer_power_is_not_xor():
     """The exact case of the issue: I(age^2) on an integer column."""
     ref = load_fixture("formula", "loblolly_power")

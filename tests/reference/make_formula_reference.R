@@ -104,3 +104,9 @@ sleep_na2 <- sleep
 sleep_na2$Reaction[c(1, 18, 34, 101, 150)] <- NA
 write_case("sleep_poly_missing", "Reaction ~ poly(Days, 2) + (1 | Subject)", sleep_na2,
            note = "poly() coefficients from all 180 rows (R's poly refuses missing x)")
+
+## ---- rows where an expression is NaN are dropped (model.frame's na.omit) ---------------
+sleep_z <- sleep
+sleep_z$z <- sleep$Days - 2.5
+write_case("sleep_log_nan", "Reaction ~ log(z) + (1 | Subject)", sleep_z,
+           note = "log(z) is NaN for z < 0: R drops those 54 rows (warning 'NaNs produced')")
