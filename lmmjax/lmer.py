@@ -95,6 +95,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
     Returns
     -------
     LmerFit
+        The fitted model (an immutable record with lme4's accessors).
 
     Examples
     --------

@@ -83,30 +83,35 @@ def _f_p(F: float, q: int, df: float) -> float:
 
 
 # ---- one row / several rows ---------------------------------------------------------------------
+#: method → (per-fit information, t test, F test) for the small-sample df methods
+_EXACT = {"satterthwaite": (lambda fit: satterthwaite(fit), satt_t_test, satt_f_test),
+          "kenward-roger": (lambda fit: kenward_roger(fit), kr_t_test, kr_f_test)}
+
+
+def _plain_df(fit, method: str) -> float:
+    """df of the "residual" (n − p) and "normal" (∞) methods."""
+    return float(fit.nobs - fit.model.dims.p) if method == "residual" else np.inf
+
+
 def _t_row(fit, l: np.ndarray, method: str):
     beta = fit.estimates.beta
-    if method == "satterthwaite":
-        return satt_t_test(satterthwaite(fit), beta, l)
-    if method == "kenward-roger":
-        return kr_t_test(kenward_roger(fit), beta, l)
+    if method in _EXACT:
+        info, t_test, _ = _EXACT[method]
+        return t_test(info(fit), beta, l)
     V = fit.vcov.to_numpy()
-    df = fit.nobs - fit.model.dims.p if method == "residual" else np.inf
-    return float(l @ beta), float(np.sqrt(l @ V @ l)), float(df)
+    return float(l @ beta), float(np.sqrt(l @ V @ l)), _plain_df(fit, method)
 
 
 def _f_row(fit, L: np.ndarray, method: str):
     beta = fit.estimates.beta
-    if method == "satterthwaite":
-        return satt_f_test(satterthwaite(fit), beta, L)
-    if method == "kenward-roger":
-        return kr_f_test(kenward_roger(fit), beta, L)
-    V = fit.vcov.to_numpy()
-    VL = L @ V @ L.T
+    if method in _EXACT:
+        info, _, f_test = _EXACT[method]
+        return f_test(info(fit), beta, L)
+    VL = L @ fit.vcov.to_numpy() @ L.T
     q = int(np.linalg.matrix_rank(VL))
     Lb = L @ beta
     F = float(Lb @ np.linalg.pinv(VL) @ Lb) / q if q else np.nan
-    df = fit.nobs - fit.model.dims.p if method == "residual" else np.inf
-    return F, q, float(df)
+    return F, q, _plain_df(fit, method)
 
 
 def coef_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:

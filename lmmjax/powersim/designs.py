@@ -69,6 +69,7 @@ def repeated_measures(n_subjects: int, times=10, between: dict | None = None, wi
     Returns
     -------
     pandas.DataFrame
+        One row per subject, time point and combination of ``within`` levels.
 
     Examples
     --------
@@ -118,6 +119,7 @@ def crossed(n_subjects: int, n_items: int, subject_predictors: dict | None = Non
     Returns
     -------
     pandas.DataFrame
+        One row per subject × item × replicate.
 
     Examples
     --------

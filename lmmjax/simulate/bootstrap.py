@@ -228,6 +228,7 @@ def bootstrap(fit, n: int = 1000, seed: int = 0, *, use_u: bool = False, batch_s
     Returns
     -------
     BootstrapResult
+        The replicates (one row each, with converged/singular flags) and their intervals.
 
     Examples
     --------
