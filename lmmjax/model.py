@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from .errors import ModelSpecError
+from .memo import memoized
 from .formula.model_frame import ModelFrame, build_model_frame
 from .objective.crossprod import cross_products_jit, design_products_jit
 from .structure.blocks import ThetaLayout, build_blocks, sparse_z, sparse_z1
@@ -77,12 +77,14 @@ class Model:
     def weighted(self) -> bool:
         return bool(np.any(self.weights != 1.0))
 
-    @cached_property
+    @property
+    @memoized
     def Z2(self) -> sp.csr_matrix:
         """The later blocks' Z (rows × q2, sparse, columns level-major)."""
         return sparse_z(self.blocks, self.n_rows)
 
-    @cached_property
+    @property
+    @memoized
     def A21(self) -> sp.csr_matrix:
         """Z₂ᵀWZ₁ (q2 × l1·p1, sparse) with the prior weights."""
         Z1 = sparse_z1(self.blocks[0])
