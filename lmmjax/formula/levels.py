@@ -66,6 +66,13 @@ def match_levels(values, levels) -> np.ndarray:
     return np.array([MISSING if _is_missing(v) else lookup[v] for v in values], dtype=np.int64)
 
 
+def level_label(value) -> str:
+    """A level as text, as R prints it: a whole float without its ``.0`` (``308.0`` -> ``"308"``)."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def column_levels(column: pd.Series) -> list:
     """Levels of a model-frame column in factor order: a Categorical's categories,
     else the sorted distinct values (the order of grouping factors' levels)."""

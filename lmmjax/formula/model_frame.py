@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import DataWarning, FewLevelsWarning, ModelSpecError
 from ..text import plain
 from .bars import ParsedFormula, RandomTerm, parse_formula, plain_message
-from .levels import column_levels
+from .levels import column_levels, level_label
 from .rfunctions import ALL_ROWS_CONTEXT, ALL_ROWS_STATE_KEYS
 
 
@@ -294,7 +294,7 @@ def group_codes(frame: pd.DataFrame, factors: tuple):
     for value in used:
         parts = []
         for codes_k, cats in reversed(per):
-            parts.append(str(cats[value % len(cats)]))
+            parts.append(level_label(cats[value % len(cats)]))
             value //= len(cats)
         labels.append(":".join(reversed(parts)))
     return codes.astype(np.int32), labels

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..errors import ModelSpecError
 from ..formula.bars import bar_content, expand_groups, plain_message, split_top
-from ..formula.levels import MISSING, NEW, column_levels, is_categorical, match_levels
+from ..formula.levels import MISSING, NEW, column_levels, is_categorical, level_label, match_levels
 from ..formula.model_frame import evaluate_offset
 
 
@@ -92,7 +92,7 @@ def _matrix(spec, frame: pd.DataFrame, what: str) -> np.ndarray:
 
 def _codes_for(frame: pd.DataFrame, factors: tuple, levels: list) -> np.ndarray:
     """Index of each row's group in ``levels`` (-1: a level the fit did not see)."""
-    labels = pd.Series([":".join(map(str, row)) for row in zip(*(frame[f] for f in factors))])
+    labels = pd.Series([":".join(map(level_label, row)) for row in zip(*(frame[f] for f in factors))])
     lookup = {lab: i for i, lab in enumerate(levels)}
     return labels.map(lookup).fillna(-1).to_numpy(dtype=np.int64)
 

@@ -41,6 +41,11 @@ def test_grouping_level_matched_by_value(float_subject_fit, subject):
     assert fit.predict(new)[0] != pytest.approx(fit.predict(new, re_form="~0")[0], rel=1e-6)
 
 
+def test_float_grouping_levels_are_labelled_as_r(float_subject_fit):
+    fit, _ = float_subject_fit
+    assert list(fit.ranef["Subject"].index[:3]) == ["308", "309", "310"]
+
+
 @pytest.mark.parametrize("subject", [308, 308.0, np.int32(308)])
 def test_string_grouping_level_matched_by_number(sleep, subject):
     fit = quiet_fit("Reaction ~ Days + (1 | Subject)", sleep)
