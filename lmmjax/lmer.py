@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from .errors import ConvergenceWarning, SingularFitWarning
 from .fitting.optimize import minimize_deviance
+from .fitting.reparam import reparametrisation
 from .fitting.start import choose_start
 from .memo import cached
 from .model import Model, build_model
@@ -47,11 +49,27 @@ def _singular_message(fit: LmerFit) -> str:
     return text
 
 
+def optimize_theta(model: Model, theta0=None):
+    """The optimizer record for θ of ``model`` (in its own parametrisation).
+
+    Badly scaled random-effect columns are fitted centred and scaled and θ is
+    mapped back (:mod:`lmmjax.fitting.reparam`); the record then holds the
+    mapped θ and the convergence check made in the scaled parametrisation.
+    """
+    plan = reparametrisation(model)
+    if plan is None:
+        start = choose_start(model) if theta0 is None else theta0
+        return minimize_deviance(model.arrays, model.dims, model.layout, theta0=start)
+    scaled = plan.model
+    start = choose_start(scaled) if theta0 is None else plan.to_scaled(theta0)
+    opt = minimize_deviance(scaled.arrays, scaled.dims, scaled.layout, theta0=start)
+    return replace(opt, theta=plan.to_original(opt.theta), theta_start=plan.to_original(opt.theta_start),
+                   optimizer=opt.optimizer + ", random-effect columns centred and scaled")
+
+
 def fit_model(model: Model, formula: str, theta0=None, warn: bool = True) -> LmerFit:
     """Optimise θ for a prepared :class:`~lmmjax.model.Model` and build the fit."""
-    if theta0 is None:
-        theta0 = choose_start(model)
-    opt = minimize_deviance(model.arrays, model.dims, model.layout, theta0=theta0)
+    opt = optimize_theta(model, theta0)
     fit = LmerFit(model=model, estimates=point_estimates(model, opt.theta), optsummary=opt,
                   formula=formula)
     if warn and not fit.converged:

@@ -106,20 +106,39 @@ def boundary_restarts(theta, layout, small=1e-2, interior=0.5):
     return out
 
 
-def boundary_saddle_escape(theta, dev, layout, deviance, steps=(1e-2, 1e-1)):
+def probe_steps(theta, i, layout, rel=(1e-3, 1e-2, 1e-1, 1.0, 10.0), absolute=(1e-2, 1e-1)) -> np.ndarray:
+    """Step sizes of the 1-D search into the interior from the bounded θ_i.
+
+    Scaled to the parameter: multiples of the size of the other entries in
+    the same row of the term's T (the row that θ_i completes), so that an
+    optimum at θ_i = 0.002 beside an off-diagonal entry of 0.0017 is not
+    overshot by fixed steps of 0.01 and 0.1 (sleepstudy with Days × 100);
+    the fixed steps are kept for well-scaled terms.
+    """
+    same_row = (layout.term_of == layout.term_of[i]) & (layout.row == layout.row[i]) & (np.arange(len(theta)) != i)
+    scale = float(np.max(np.abs(theta[same_row]), initial=0.0))
+    scaled = [scale * r for r in rel] if scale > 0 else []
+    return np.unique(np.array([s for s in list(absolute) + scaled if s > 0], dtype=float))
+
+
+def boundary_saddle_escape(theta, dev, layout, deviance, steps=None):
     """A better point next to a diagonal θ that sits on its bound, or None.
 
     The deviance depends on the diagonal entries of T through their squares
     in some directions, so its gradient there is exactly 0 at the bound:
-    a gradient method can stop at such a saddle. Probe steps into the
-    interior; ``deviance`` is θ → value.
+    a gradient method can stop at such a saddle, and a boundary optimum is
+    only declared after a 1-D search along each interior direction at step
+    sizes scaled to the parameter (:func:`probe_steps`) finds no descent.
+    ``deviance`` is θ → value; ``steps`` fixes the step sizes (tests).
     """
     theta = np.asarray(theta, dtype=float)
     lower = layout.lower
+    best, best_dev = None, dev - 1e-10 * max(1.0, abs(dev))
     for i in np.nonzero(layout.diagonal & (theta <= lower))[0]:
-        for step in steps:
+        for step in (probe_steps(theta, i, layout) if steps is None else steps):
             trial = theta.copy()
             trial[i] = lower[i] + step
-            if deviance(trial) < dev - 1e-10 * max(1.0, abs(dev)):
-                return trial
-    return None
+            value = deviance(trial)
+            if value < best_dev:
+                best, best_dev = trial, value
+    return best

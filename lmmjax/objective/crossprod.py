@@ -20,7 +20,20 @@ Arrays returned (``m = p + 1`` columns of ``[X y]``):
   (``ent_a[e1] ⊗ ent_a[e2]`` per pair) for the pair-scatter Schur update,
   or ``A21d`` (q2, l1, p1), the dense Z₂ᵀZ₁, for the matmul update;
 - ``nobs``: rows with positive weight; ``sum_log_w``: Σ log wᵢ over them
-  (prior weights enter the likelihood as σ²/wᵢ).
+  (prior weights enter the likelihood as σ²/wᵢ);
+- ``xy_map`` (m, m): K with ``[X, y − offset] = [X̃, ỹ] K`` (see below).
+
+Precision: the values are those of a centred and scaled problem. The
+columns of X are scaled to unit weighted RMS and, when the first column is
+the intercept, centred (:func:`scaled_columns`); the response has its
+weighted least-squares fit on X̃ taken out and is divided by the RMS of
+what is left (:func:`scaled_response`). Without this, ``y'y`` and ``X'y``
+of a response such as ``Reaction + 1e9`` are ~1e20 and the Schur
+complement that should leave the residual sum of squares (~1e5) cancels to
+noise. The map is exact: ``K`` is upper triangular, so the Cholesky factor
+of the original ``[X y]`` Schur complement is ``Kᵀ L̃`` and
+:func:`lmmjax.objective.deviance.factorize` returns the factor in original
+units — the deviance, β̂ and cov(β̂) need no other correction.
 """
 from __future__ import annotations
 
@@ -37,12 +50,48 @@ def _per_level(codes, left, right, nlev):
     return jax.ops.segment_sum(left[:, :, None] * right[:, None, :], codes, num_segments=nlev)
 
 
+def scaled_columns(X, w):
+    """X̃ and C⁻¹ with ``X = X̃ C⁻¹``: columns scaled to unit weighted RMS, centred first
+    when column 0 is the intercept (1 on every row with positive weight).
+
+    ``C⁻¹`` is upper triangular (the means sit in row 0), which keeps the
+    map of the Cholesky factor triangular (module docstring).
+    """
+    sw = jnp.sum(w)
+    intercept = jnp.all((X[:, 0] == 1.0) | (w == 0))
+    col = jnp.arange(X.shape[1])
+    mean = jnp.where(intercept & (col > 0), (w @ X) / sw, 0.0)
+    Xc = X - mean[None, :]
+    scale = jnp.sqrt((w @ (Xc * Xc)) / sw)
+    keep = (intercept & (col == 0)) | ~(jnp.isfinite(scale) & (scale > 0))
+    scale = jnp.where(keep, 1.0, scale)
+    c_inv = jnp.diag(scale).at[0].add(mean)
+    return Xc / scale[None, :], c_inv
+
+
+def scaled_response(X, w, r, Axx):
+    """(ỹ, h, a) with ``r = X̃ h + a ỹ``: the weighted least-squares fit of ``r`` on
+    X̃ taken out (twice, for the digits a large constant costs) and the rest
+    divided by its weighted RMS ``a`` (1 if that is 0 or not finite)."""
+    chol = jnp.linalg.cholesky(Axx)
+    h = jnp.zeros(X.shape[1], r.dtype)
+    e = r
+    for _ in range(2):
+        step = jax.scipy.linalg.cho_solve((chol, True), X.T @ (w * e))
+        h = h + step
+        e = e - X @ step
+    a = jnp.sqrt(jnp.sum(w * e * e) / jnp.sum(w))
+    a = jnp.where(jnp.isfinite(a) & (a > 0), a, 1.0)
+    return e / a, h, a
+
+
 def design_products(pattern, w, dims) -> dict:
-    """The cross-products that involve only X and Z (weighted by ``w``)."""
-    X, Z1, codes1 = pattern["X"], pattern["Z1"], pattern["codes1"]
+    """The cross-products that involve only X and Z (weighted by ``w``), of the scaled X̃."""
+    Z1, codes1 = pattern["Z1"], pattern["codes1"]
+    X, c_inv = scaled_columns(pattern["X"], w)
     wZ1 = Z1 * w[:, None]
     out = dict(A11=_per_level(codes1, wZ1, Z1, dims.l1), A1x=_per_level(codes1, wZ1, X, dims.l1),
-               Axx=(X * w[:, None]).T @ X)
+               Axx=(X * w[:, None]).T @ X, X_scaled=X, x_map=c_inv)
     positive = w > 0
     out["nobs"] = jnp.sum(positive).astype(w.dtype)
     out["sum_log_w"] = jnp.sum(jnp.where(positive, jnp.log(jnp.where(positive, w, 1.0)), 0.0))
@@ -69,12 +118,14 @@ def design_products(pattern, w, dims) -> dict:
     return out
 
 
-def response_products(pattern, w, y, dims) -> dict:
-    """The cross-products that involve y (already net of any offset)."""
-    X, Z1, codes1 = pattern["X"], pattern["Z1"], pattern["codes1"]
+def response_products(pattern, w, y, dims, design) -> dict:
+    """The cross-products that involve y (already net of any offset), of the scaled ỹ."""
+    Z1, codes1 = pattern["Z1"], pattern["codes1"]
+    X = design["X_scaled"]
+    y, shift, scale = scaled_response(X, w, y, design["Axx"])
     wy = w * y
     out = dict(A1y=jax.ops.segment_sum(Z1 * wy[:, None], codes1, num_segments=dims.l1),
-               Axy=X.T @ wy, yy=jnp.dot(wy, y))
+               Axy=X.T @ wy, yy=jnp.dot(wy, y), y_shift=shift, y_scale=scale)
     if dims.q2 > 0:
         out["A2y"] = jax.ops.segment_sum((pattern["z2_val"] * wy[:, None]).ravel(), pattern["z2_col"].ravel(),
                                          num_segments=dims.q2)
@@ -83,13 +134,17 @@ def response_products(pattern, w, y, dims) -> dict:
 
 def assemble(design: dict, resp: dict) -> dict:
     """The objective's arrays from the design and response parts."""
-    out = {k: v for k, v in design.items() if k not in ("A1x", "Axx", "A2x")}
+    out = {k: v for k, v in design.items() if k not in ("A1x", "Axx", "A2x", "X_scaled", "x_map")}
     out["A1X"] = jnp.concatenate([design["A1x"], resp["A1y"][:, :, None]], axis=2)
     top = jnp.concatenate([design["Axx"], resp["Axy"][:, None]], axis=1)
     bottom = jnp.concatenate([resp["Axy"], resp["yy"][None]])[None, :]
     out["AXX"] = jnp.concatenate([top, bottom], axis=0)
     if "A2x" in design:
         out["A2X"] = jnp.concatenate([design["A2x"], resp["A2y"][:, None]], axis=1)
+    p = design["x_map"].shape[0]
+    top = jnp.concatenate([design["x_map"], resp["y_shift"][:, None]], axis=1)
+    bottom = jnp.zeros((1, p + 1), top.dtype).at[0, p].set(resp["y_scale"])
+    out["xy_map"] = jnp.concatenate([top, bottom], axis=0)
     return out
 
 
@@ -110,7 +165,8 @@ def cross_products(pattern, w, y, offset, dims) -> dict:
     --------
     >>> arrays = cross_products(pattern.arrays, w, y, offset, dims)  # doctest: +SKIP
     """
-    return assemble(design_products(pattern, w, dims), response_products(pattern, w, y - offset, dims))
+    design = design_products(pattern, w, dims)
+    return assemble(design, response_products(pattern, w, y - offset, dims, design))
 
 
 cross_products_jit = jax.jit(cross_products, static_argnums=4)
@@ -124,7 +180,7 @@ def response_arrays(y, inputs: dict, dims) -> dict:
     ``w``), as made by :meth:`lmmjax.model.Model.response_inputs`. Under
     ``jax.vmap`` over ``y`` only the response part is batched.
     """
-    resp = response_products(inputs["pattern"], inputs["w"], y - inputs["offset"], dims)
+    resp = response_products(inputs["pattern"], inputs["w"], y - inputs["offset"], dims, inputs["design"])
     return {**inputs["index"], **assemble(inputs["design"], resp)}
 
 

@@ -10,6 +10,9 @@ With Λθ block-diagonal, ``Λ'Z'WZΛ + I`` is factored blockwise together with
   Schur complement of block 1);
 - [X y]: a (p+1)×(p+1) Schur complement whose Cholesky factor holds R_X and
   the penalised residual sum of squares r² as its last diagonal entry squared.
+  It is factored for the centred and scaled [X̃ ỹ] the cross-products hold
+  and mapped back exactly (``LXX = Kᵀ L̃``, ``arrays["xy_map"]`` = K), so
+  the Factor is in the original units.
 
 All functions take the arrays (cross-product values from
 :func:`lmmjax.objective.crossprod.cross_products` plus the structure's
@@ -71,7 +74,9 @@ def factorize(theta, arrays, dims, keep_factor=False) -> Factor:
     SXX = arrays["AXX"] - jnp.einsum("jam,jab,jbn->mn", A1X, W, A1X)
     logdet2, quad, rest = dims.kind.factor(theta, arrays, dims, W, keep_factor)
     SXX = SXX - quad
-    return Factor(logdet_L=jnp.sum(logdet1) + logdet2, SXX=SXX, LXX=jnp.linalg.cholesky(SXX), M11inv=M11inv,
+    K = arrays["xy_map"]  # [X, y − offset] = [X̃, ỹ] K, K upper triangular (objective.crossprod)
+    LXX = K.T @ jnp.linalg.cholesky(SXX)
+    return Factor(logdet_L=jnp.sum(logdet1) + logdet2, SXX=K.T @ SXX @ K, LXX=LXX, M11inv=M11inv,
                   W=W, nobs=arrays["nobs"], sum_log_w=arrays["sum_log_w"], rest=rest)
 
 

@@ -53,7 +53,8 @@ def conditional_modes(model: Model, est: PointEstimates) -> list:
     dims, arr, f, theta = model.dims, model.arrays, est.factor, est.theta
     b1 = model.blocks[0]
     T1 = t_matrix(b1.theta_index, theta)
-    coef = np.append(-est.beta, 1.0)
+    # the arrays hold [X̃ ỹ] = [X, y − offset] K⁻¹ (objective.crossprod): map the coefficients
+    coef = np.asarray(arr["xy_map"]) @ np.append(-est.beta, 1.0)
     c1 = np.einsum("ba,jbm,m->ja", T1, np.asarray(arr["A1X"]), coef)
     M11inv = f.M11inv
     if dims.q2 == 0:
