@@ -50,28 +50,37 @@ def _singular_message(fit: LmerFit) -> str:
 
 
 def optimize_theta(model: Model, theta0=None):
-    """The optimizer record for θ of ``model`` (in its own parametrisation).
+    """The optimizer record for θ of ``model`` (in its own parametrisation) and the point estimates.
 
     Badly scaled random-effect columns are fitted centred and scaled and θ is
     mapped back (:mod:`lmmjax.fitting.reparam`); the record then holds the
-    mapped θ and the convergence check made in the scaled parametrisation.
+    mapped θ and the convergence check made in the scaled parametrisation,
+    and the deviance, β̂, σ̂ and cov(β̂) — the same functions in either
+    parametrisation — are taken from the scaled model, where they are
+    computed without the cancellation that the original columns cost.
     """
     plan = reparametrisation(model)
     if plan is None:
         start = choose_start(model) if theta0 is None else theta0
-        return minimize_deviance(model.arrays, model.dims, model.layout, theta0=start)
+        opt = minimize_deviance(model.arrays, model.dims, model.layout, theta0=start)
+        return opt, point_estimates(model, opt.theta)
     scaled = plan.model
     start = choose_start(scaled) if theta0 is None else plan.to_scaled(theta0)
     opt = minimize_deviance(scaled.arrays, scaled.dims, scaled.layout, theta0=start)
-    return replace(opt, theta=plan.to_original(opt.theta), theta_start=plan.to_original(opt.theta_start),
-                   optimizer=opt.optimizer + ", random-effect columns centred and scaled")
+    theta = plan.to_original(opt.theta)
+    at_scaled = point_estimates(scaled, opt.theta)
+    estimates = replace(point_estimates(model, theta), beta=at_scaled.beta, sigma=at_scaled.sigma,
+                        vcov_unscaled=at_scaled.vcov_unscaled, deviance=at_scaled.deviance,
+                        pwrss=at_scaled.pwrss)
+    opt = replace(opt, theta=theta, theta_start=plan.to_original(opt.theta_start),
+                  optimizer=opt.optimizer + ", random-effect columns centred and scaled")
+    return opt, estimates
 
 
 def fit_model(model: Model, formula: str, theta0=None, warn: bool = True) -> LmerFit:
     """Optimise θ for a prepared :class:`~lmmjax.model.Model` and build the fit."""
-    opt = optimize_theta(model, theta0)
-    fit = LmerFit(model=model, estimates=point_estimates(model, opt.theta), optsummary=opt,
-                  formula=formula)
+    opt, estimates = optimize_theta(model, theta0)
+    fit = LmerFit(model=model, estimates=estimates, optsummary=opt, formula=formula)
     if warn and not fit.converged:
         warnings.warn(
             f"The optimizer did not converge: the largest gradient component is "

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..fitting.reparam import reparametrisation
 from ..objective.deviance import LOG2PI, factorize
 from ..program_cache import cached_jit
 from ..progress import Progress, first_use
@@ -125,12 +126,27 @@ def satterthwaite_info(model, theta: np.ndarray, sigma: float) -> SatterthwaiteI
     Cost: one forward-over-reverse Hessian of the deviance (n_θ + 1 JVPs of
     its gradient) and n_θ + 1 JVPs of cov(β̂): a few times one gradient
     evaluation of the objective.
+
+    Scale-free: the Hessian is decomposed and inverted in (θ, σ/σ̂), where
+    its entries do not depend on the units of y (with y in units of 1e-9,
+    H_σσ ~ n/σ̂² ~ 1e17 swamped the θ block in the eigen-decomposition and
+    the df drifted from 17 to 16.6), then mapped back: ``A = D A_s D``,
+    ``D = diag(1, …, 1, σ̂)``. The eigenvalue tolerance and lmerTest's notes
+    apply in the scaled variables. A model whose random-effect columns are
+    badly scaled is evaluated in the centred and scaled parametrisation of
+    its fit (:mod:`lmmjax.fitting.reparam`); the df are invariant to it.
     """
+    plan = reparametrisation(model)
+    if plan is not None:
+        model, theta = plan.model, plan.to_scaled(theta)
     varpar = np.append(np.asarray(theta, float), float(sigma))
     with Progress(desc="Satterthwaite df", unit="s", compiling=first_use(("satterthwaite", model.dims))):
         H, C, J = (np.asarray(a) for a in pieces_function(model.arrays)(varpar, model.arrays, model.dims))
     H = 0.5 * (H + H.T)
-    evals, evecs = np.linalg.eigh(H)
+    D = np.ones(varpar.size)
+    if np.isfinite(sigma) and sigma > 0:
+        D[-1] = float(sigma)
+    evals, evecs = np.linalg.eigh(D[:, None] * H * D[None, :])
     notes = []
     neg = evals < -EIGEN_TOL
     zero = np.abs(evals) <= EIGEN_TOL
@@ -141,7 +157,7 @@ def satterthwaite_info(model, theta: np.ndarray, sigma: float) -> SatterthwaiteI
         notes.append("Model may not have converged: eigenvalue(s) of the Hessian close to zero: "
                      f"{', '.join(f'{v:.1e}' for v in evals[zero])}.")
     pos = evals > EIGEN_TOL
-    Hinv = (evecs[:, pos] / evals[pos]) @ evecs[:, pos].T
+    Hinv = D[:, None] * ((evecs[:, pos] / evals[pos]) @ evecs[:, pos].T) * D[None, :]
     return SatterthwaiteInfo(varpar=varpar, hessian=H, vcov_varpar=2.0 * Hinv, vcov_beta=C,
                              jacobian=np.moveaxis(J, -1, 0), notes=tuple(notes))
 

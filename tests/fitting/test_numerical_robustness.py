@@ -1,0 +1,131 @@
+"""Numerical robustness (issue 10): large constants, badly scaled predictors, boundary
+optima, stalled line searches, and scale-free Satterthwaite df.
+
+The reference is the well-scaled sleepstudy fit, which the golden tests match to lme4
+(REML loglik −871.8141, ML −875.9697); every other fit here is the same model in other
+units, so its numbers follow exactly (up to the Jacobian of the change of units).
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+import lmmjax as lmm
+from lmmjax.errors import ConvergenceWarning
+from lmmjax.fitting.bounds import boundary_saddle_escape, probe_steps
+from lmmjax.fitting.optimize import minimize_deviance, newton_polish
+from lmmjax.fitting.reparam import lower_factor, reparametrisation
+from lmmjax.model import build_model
+
+FORMULA = "Reaction ~ Days + (Days | Subject)"
+ML_LOGLIK = -875.96967223  # lme4: logLik(lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE))
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return lmm.datasets.load("sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def base(sleep):
+    return lmm.lmer(FORMULA, sleep)
+
+
+def _fit_quiet(formula, data, reml=True):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        warnings.simplefilter("ignore", lmm.SingularFitWarning)
+        return lmm.lmer(formula, data, reml=reml)
+
+
+@pytest.mark.parametrize("b", [1e5, 1e9])
+def test_large_constant_in_response(sleep, base, b):
+    """Reaction + 1e9 used to give SDs 10.3 and 17.9 and a ConvergenceWarning."""
+    fit = _fit_quiet(FORMULA, sleep.assign(Reaction=sleep.Reaction + b))
+    assert fit.converged
+    assert fit.loglik == pytest.approx(base.loglik, abs=1e-6)
+    np.testing.assert_allclose(fit.theta, base.theta, rtol=1e-6)
+    np.testing.assert_allclose(fit.fixef.values - [b, 0.0], base.fixef.values, rtol=1e-7, atol=1e-6)
+    assert fit.sigma == pytest.approx(base.sigma, rel=1e-8)
+    np.testing.assert_allclose(fit.ranef["Subject"].values, base.ranef["Subject"].values, atol=1e-5)
+
+
+def test_conditional_modes_use_the_scaled_arrays(sleep, base):
+    """The arrays hold the centred/scaled [X̃ ỹ]; the random effects are those of the original units."""
+    fit = lmm.lmer(FORMULA, sleep.assign(Reaction=sleep.Reaction * 1e3 + 5e4))
+    np.testing.assert_allclose(fit.ranef["Subject"].values, 1e3 * base.ranef["Subject"].values, rtol=1e-6,
+                               atol=1e-6)
+    np.testing.assert_allclose(fit.fitted, 1e3 * base.fitted + 5e4, rtol=1e-10)
+
+
+@pytest.mark.parametrize("scale", [1e-2, 1.0, 1e2, 1e4])
+def test_no_false_boundary_optimum_at_any_predictor_scale(sleep, scale):
+    """Days × 100 stopped at a false boundary optimum (loglik −880.4027, correlation −1)."""
+    model = build_model("Reaction ~ X + (X | Subject)", sleep.assign(X=sleep.Days * scale), reml=False)
+    opt = minimize_deviance(model.arrays, model.dims, model.layout)  # the raw parametrisation
+    assert -0.5 * opt.deviance == pytest.approx(ML_LOGLIK, abs=1e-7)
+    assert opt.success
+    fit = _fit_quiet("Reaction ~ X + (X | Subject)", sleep.assign(X=sleep.Days * scale), reml=False)
+    assert fit.loglik == pytest.approx(ML_LOGLIK, abs=1e-7)
+    assert fit.theta[2] > 0  # not a correlation of ±1
+
+
+def test_boundary_search_finds_the_interior_optimum_near_zero(sleep):
+    """From the false optimum of Days × 100 (θ = 0.5468, 0.00168, 0), a 1-D search scaled to the
+    parameter finds descent where the old fixed probes (0.01, 0.1) overshot."""
+    model = build_model("Reaction ~ X + (X | Subject)", sleep.assign(X=sleep.Days * 100), reml=False)
+    theta = np.array([0.54678952, 0.00168227, 0.0])
+    dev = lambda th: float(lmm.objective.deviance.deviance_jit(np.asarray(th), model.arrays, model.dims))  # noqa: E731
+    assert boundary_saddle_escape(theta, dev(theta), model.layout, dev, steps=(1e-2, 1e-1)) is None
+    better = boundary_saddle_escape(theta, dev(theta), model.layout, dev)
+    assert better is not None and dev(better) < dev(theta) - 1.0
+    assert probe_steps(theta, 2, model.layout).min() == pytest.approx(0.00168227e-3)
+
+
+@pytest.mark.parametrize("name, transform", [("Days * 1e6", lambda d: d * 1e6), ("Days + 1e6", lambda d: d + 1e6),
+                                             ("Days * 1e-6", lambda d: d * 1e-6)])
+def test_badly_scaled_random_slope_reaches_the_optimum(sleep, base, name, transform):
+    """θ used to stay at its start (REML criterion 2269.8); lme4 stops at 1812."""
+    c = transform(np.float64(1.0)) - transform(np.float64(0.0))
+    fit = _fit_quiet("Reaction ~ X + (X | Subject)", sleep.assign(X=transform(sleep.Days)))
+    assert fit.converged
+    # REML: log|R_X|² gains 2 log|c| when the slope's column is multiplied by c
+    assert fit.loglik + np.log(abs(c)) == pytest.approx(base.loglik, abs=1e-6)
+    assert fit.sigma == pytest.approx(base.sigma, rel=1e-7)
+    assert fit.fixef["X"] * c == pytest.approx(base.fixef["Days"], rel=1e-7)
+    # the slope's test does not depend on the units (the intercept's moves with a shift of Days)
+    # Satterthwaite runs in the fit's centred and scaled parametrisation
+    tol = 1e-6
+    t_new, t_base = fit.coef_table().iloc[1], base.coef_table().iloc[1]
+    assert t_new["t_value"] == pytest.approx(t_base["t_value"], rel=tol)
+    assert t_new["df"] == pytest.approx(t_base["df"], rel=tol)
+
+
+def test_theta_maps_are_inverse_and_preserve_the_covariance(sleep):
+    model = build_model("Reaction ~ X + (X | Subject)", sleep.assign(X=sleep.Days + 1e6))
+    plan = reparametrisation(model)
+    assert plan is not None
+    theta = np.array([0.9, -0.2, 0.3])
+    back = plan.to_original(plan.to_scaled(theta))
+    np.testing.assert_allclose(back, theta, rtol=1e-9, atol=1e-12)
+    assert reparametrisation(build_model(FORMULA, sleep)) is None  # well scaled: the usual path
+    M = np.array([[1.0, 2.0], [3.0, -4.0]])
+    L = lower_factor(M)
+    np.testing.assert_allclose(L @ L.T, M @ M.T, rtol=1e-12)
+    assert L[0, 1] == 0 and np.all(np.diagonal(L) >= 0)
+
+
+def test_newton_polish_judges_convergence_on_the_gradient(sleep):
+    """A point where L-BFGS-B might stall (1e-3 away from the optimum) is polished to the gradient test."""
+    model = build_model(FORMULA, sleep, reml=False)
+    start = np.array([0.93, 0.019, 0.221])
+    theta, dev, g = newton_polish(start, model.arrays, model.dims, np.asarray(model.layout.lower, float))
+    assert np.max(np.abs(g)) <= 1e-6 * abs(dev)
+    assert -0.5 * dev == pytest.approx(ML_LOGLIK, abs=1e-8)
+
+
+@pytest.mark.parametrize("a", [1e-12, 1e-9, 1e9])
+def test_satterthwaite_df_are_scale_free(sleep, base, a):
+    """At 1e-9 the df drifted to 16.6, at 1e-12 they blew up."""
+    fit = lmm.lmer(FORMULA, sleep.assign(Reaction=sleep.Reaction * a))
+    np.testing.assert_allclose(fit.coef_table()["df"].values, base.coef_table()["df"].values, rtol=1e-7)
