@@ -246,6 +246,18 @@ def _software() -> str:
     return f"lmmjax {__version__} (Python, JAX {jax.__version__})"
 
 
+def _describe_weights_offset(fit) -> list:
+    """Sentences on prior weights and an offset, when the model has them."""
+    model, out = fit.model, []
+    if model.weighted:
+        dropped = int(np.sum(model.weights == 0))
+        out.append("Observations carried prior weights wᵢ (residual variance σ²/wᵢ)"
+                   + (f"; {dropped} with weight 0 were left out of the likelihood." if dropped else "."))
+    if np.any(model.offset != 0):
+        out.append("The linear predictor included a known offset (coefficient fixed at 1).")
+    return out
+
+
 def _methods(fit, df_text, vc_text, level) -> str:
     mf = fit.model.frame
     est = "restricted maximum likelihood (REML)" if fit.reml else "maximum likelihood (ML)"
@@ -255,6 +267,7 @@ def _methods(fit, df_text, vc_text, level) -> str:
         f"specified as {fit.formula}.",
         _describe_fixed(fit),
         _describe_random(fit),
+        *_describe_weights_offset(fit),
         f"Parameters were estimated by {est} with {_software()}, which minimises the profiled "
         f"{'REML criterion' if fit.reml else 'deviance'} with L-BFGS-B and exact gradients from JAX "
         f"(lme4's parameterisation); the optimizer {'converged' if fit.converged else 'did NOT meet its convergence check'}.",

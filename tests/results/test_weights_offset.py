@@ -157,3 +157,11 @@ def test_predictions_include_the_offset():
     arg = fit_for(load_fixture("weights", "sleep_offset_ml"))
     with pytest.raises(lmm.ModelSpecError, match="offset"):
         arg.predict(df)
+
+
+def test_report_states_weights_and_offset():
+    fit = fit_for(load_fixture("weights", "sleep_weights_offset_ml"))
+    text = fit.report()
+    assert "prior weights" in text and "offset" in text
+    plain = fit_for(load_fixture("weights", "sleep_offset_ml")).report()
+    assert "prior weights" not in plain and "offset" in plain
