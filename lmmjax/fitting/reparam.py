@@ -102,19 +102,25 @@ def reparametrisation(model) -> Reparametrisation | None:
     >>> theta = plan.to_original(theta_scaled)  # doctest: +SKIP
     """
     used = model.weights > 0
-    maps, blocks, any_bad = [], [], False
+    every = bool(np.all(used))
+    maps, any_bad = [], False
     for blk in model.blocks:
-        Z = np.array(blk.Z, dtype=float)
+        Z = blk.Z if every else blk.Z[used]
         for _, sl in blk.term_slices:
             index = blk.theta_index[sl, sl]
             full = bool(np.all(index[np.tril_indices(index.shape[0])] > 0))
-            D, bad = _term_map(Z[used, sl], full)
+            D, bad = _term_map(np.asarray(Z[:, sl], float), full)
             any_bad |= bad
             maps.append((index, D))
-            Z[:, sl] = np.linalg.solve(D.T, Z[:, sl].T).T  # Z̃ = Z D⁻¹
-        blocks.append(replace(blk, Z=Z))
-    if not any_bad:
+    if not any_bad:  # the usual case: nothing copied, the usual path
         return None
+    blocks, k = [], 0
+    for blk in model.blocks:
+        Z = np.array(blk.Z, dtype=float)
+        for _, sl in blk.term_slices:
+            Z[:, sl] = np.linalg.solve(maps[k][1].T, Z[:, sl].T).T  # Z̃ = Z D⁻¹
+            k += 1
+        blocks.append(replace(blk, Z=Z))
     structure = build_structure(blocks, model.X, model.reml, model.layout.size,
                                 schur=getattr(model.dims.kind, "schur", "auto"))
     scaled = replace(model, blocks=blocks, structure=structure)
