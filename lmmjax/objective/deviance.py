@@ -29,6 +29,8 @@ import jax.numpy as jnp
 from ..structure.kinds import small_inverse
 from ..structure.lambda_map import t_from_theta
 
+from ..program_cache import cached_jit
+
 jax.config.update("jax_enable_x64", True)
 
 LOG2PI = float(jnp.log(2.0 * jnp.pi))
@@ -105,6 +107,12 @@ def profiled_deviance(theta, arrays, dims):
     return deviance_from_factor(factorize(theta, arrays, dims), dims)
 
 
-deviance_jit = jax.jit(profiled_deviance, static_argnums=2)
-value_and_grad_jit = jax.jit(jax.value_and_grad(profiled_deviance), static_argnums=2)
-factorize_jit = jax.jit(factorize, static_argnums=(2, 3))
+def deviance_and_gradient(theta, arrays, dims):
+    """The profiled deviance and its gradient in θ."""
+    return jax.value_and_grad(profiled_deviance)(theta, arrays, dims)
+
+
+# kept on disk beside the compilation cache: a later process skips tracing too
+deviance_jit = cached_jit(profiled_deviance, static_argnums=2)
+value_and_grad_jit = cached_jit(deviance_and_gradient, static_argnums=2)
+factorize_jit = cached_jit(factorize, static_argnums=(2, 3))

@@ -47,6 +47,7 @@ from ..fitting.record import STATUS_TEXT, OptSummary
 from ..objective.crossprod import cross_products, response_arrays
 from ..objective.deviance import profiled_deviance
 from ..objective.estimates import estimates_at
+from ..program_cache import cached_jit
 from ..progress import Progress, first_use
 from ..structure.pattern import padded_length
 from .draw import SimulationParameters, draw_response, replicate_key, simulate_model, simulation_arrays
@@ -131,7 +132,8 @@ def _chunk_function(kind: str, dims, opts: NewtonOptions, use_u: bool, devices, 
         return lax.map(lambda args: fit_replicate(args[0], args[1], *shared), (first, theta0), batch_size=lane)
 
     in_specs = (rep, rep) + (rest,) * n_shared
-    fn = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=rep, check_vma=False))
+    fn = cached_jit(jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=rep, check_vma=False),
+                    key=("simulate.batched chunk",) + key)
     _COMPILED[key] = (fn, mesh)
     return fn, mesh
 
