@@ -24,6 +24,7 @@ import numpy as np
 from jax import lax
 
 from ..objective.deviance import profiled_deviance
+from ..program_cache import cached_jit
 
 jax.config.update("jax_enable_x64", True)
 
@@ -59,7 +60,7 @@ def snap_to_bounds(objective, theta, f, lower, snap_tol=SNAP_TOL):
     return lax.fori_loop(0, theta.shape[0], one, (theta, f, jnp.zeros(theta.shape, bool)))
 
 
-@partial(jax.jit, static_argnums=(4,))
+@partial(cached_jit, static_argnums=(4,))
 def snap_deviance(theta, f, lower, arrays, dims, snap_tol=SNAP_TOL):
     """:func:`snap_to_bounds` on the profiled deviance of one model (jitted)."""
     return snap_to_bounds(lambda th: profiled_deviance(th, arrays, dims), theta, f, lower, snap_tol)

@@ -42,6 +42,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ..program_cache import cached_jit
+
 jax.config.update("jax_enable_x64", True)
 
 
@@ -169,7 +171,7 @@ def cross_products(pattern, w, y, offset, dims) -> dict:
     return assemble(design, response_products(pattern, w, y - offset, dims, design))
 
 
-cross_products_jit = jax.jit(cross_products, static_argnums=4)
+cross_products_jit = cached_jit(cross_products, static_argnums=4)
 
 
 def response_arrays(y, inputs: dict, dims) -> dict:
@@ -184,4 +186,4 @@ def response_arrays(y, inputs: dict, dims) -> dict:
     return {**inputs["index"], **assemble(inputs["design"], resp)}
 
 
-design_products_jit = jax.jit(design_products, static_argnums=2)
+design_products_jit = cached_jit(design_products, static_argnums=2)

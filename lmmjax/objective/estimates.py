@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..program_cache import cached_jit
 from .deviance import deviance_from_factor, factorize
 
 jax.config.update("jax_enable_x64", True)
@@ -72,7 +73,7 @@ def factor_and_estimates(theta, arrays, dims):
     return f, estimates_from_factor(f, dims)
 
 
-factor_and_estimates_jit = jax.jit(factor_and_estimates, static_argnums=2)
+factor_and_estimates_jit = cached_jit(factor_and_estimates, static_argnums=2)
 
 
 def estimates_numpy(theta, arrays, dims):

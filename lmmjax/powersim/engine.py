@@ -22,6 +22,7 @@ import numpy as np
 from ..inference.satterthwaite import covbeta, varpar_deviance
 from ..objective.crossprod import response_arrays as response_arrays_one
 from ..objective.estimates import estimates_at
+from ..program_cache import cached_jit
 from ..simulate.batched import auto_batch_size, fit_batch, newton_options
 
 jax.config.update("jax_enable_x64", True)
@@ -84,7 +85,7 @@ def _estimates_one(theta, y, inputs, dims):
     return est.beta, est.sigma, est.vcov_unscaled, est.deviance
 
 
-@partial(jax.jit, static_argnums=3)
+@partial(cached_jit, static_argnums=3)
 def _estimates_batch(theta, Y, inputs, dims):
     return jax.vmap(_estimates_one, in_axes=(0, 0, None, None))(theta, Y, inputs, dims)
 
@@ -113,7 +114,7 @@ def _satterthwaite_one(varpar, y, inputs, dims):
     return H, covbeta(varpar, arrays, dims), J
 
 
-@partial(jax.jit, static_argnums=3)
+@partial(cached_jit, static_argnums=3)
 def _satterthwaite_batch(varpar, Y, inputs, dims):
     return jax.vmap(_satterthwaite_one, in_axes=(0, 0, None, None))(varpar, Y, inputs, dims)
 
