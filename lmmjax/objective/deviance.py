@@ -26,10 +26,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ..program_cache import cached_jit
 from ..structure.kinds import small_inverse
 from ..structure.lambda_map import t_from_theta
-
-from ..program_cache import cached_jit
 
 jax.config.update("jax_enable_x64", True)
 
