@@ -139,13 +139,15 @@ def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNA
     dev = float(val)
     pg = float(np.max(np.abs(np.asarray(projected_gradient(theta, np.asarray(grad), lower))), initial=0.0))
     ok = bool(np.isfinite(dev) and pg <= gtol * max(1.0, abs(dev)))
+    message = str(res.message)
     if not ok and np.isfinite(dev):  # e.g. L-BFGS-B's line search stalled: judge on the gradient after Newton
         theta, dev, grad = newton_polish(theta, arrays, dims, lower, gtol)
         pg = float(np.max(np.abs(np.asarray(projected_gradient(theta, grad, lower))), initial=0.0))
         ok = bool(np.isfinite(dev) and pg <= gtol * max(1.0, abs(dev)))
+        message += "; then Newton steps on the exact Hessian" + (" reached the gradient test" if ok else "")
     return OptSummary(
         theta_start=theta0, theta=theta, deviance=dev, n_evaluations=evals[0] + 1 + len(lower),
         n_iterations=nit[0], optimizer="L-BFGS-B (scipy) with JAX gradients",
-        message=str(res.message), projected_gradient=pg, success=ok,
+        message=message, projected_gradient=pg, success=ok,
         seconds=time.perf_counter() - t0, snapped=snapped, status=_status(res, ok, dev),
     )

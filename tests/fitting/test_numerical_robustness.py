@@ -129,3 +129,12 @@ def test_satterthwaite_df_are_scale_free(sleep, base, a):
     """At 1e-9 the df drifted to 16.6, at 1e-12 they blew up."""
     fit = lmm.lmer(FORMULA, sleep.assign(Reaction=sleep.Reaction * a))
     np.testing.assert_allclose(fit.coef_table()["df"].values, base.coef_table()["df"].values, rtol=1e-7)
+
+
+def test_a_fit_short_of_the_gradient_test_is_polished(sleep):
+    """Days × 1e4 in the raw parametrisation: L-BFGS-B stops short of the gradient test
+    (the slope's θ is ~1e-5); the Newton polish reaches it and the record says so."""
+    model = build_model("Reaction ~ X + (X | Subject)", sleep.assign(X=sleep.Days * 1e4), reml=False)
+    opt = minimize_deviance(model.arrays, model.dims, model.layout)
+    assert opt.success and "Newton steps on the exact Hessian reached the gradient test" in opt.message
+    assert opt.projected_gradient <= 1e-6 * abs(opt.deviance)
