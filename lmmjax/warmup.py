@@ -34,9 +34,9 @@ SMALL_MODELS = (
     ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)"),
     ("dyestuff", "Yield ~ 1 + (1 | Batch)"),
 )
-#: Replicate counts of the bootstrap warmup: the default and a common larger size
-#: (each count's chunk size is its own compiled program).
-BOOTSTRAP_SIZES = (1000, 2000)
+#: Replicate counts of the bootstrap warmup: every run of more than 64 replicates
+#: shares the program of 1000 (chunks of 512, lmmjax.simulate.batched.shared_chunk).
+BOOTSTRAP_SIZES = (1000,)
 
 
 def stamp_name() -> str:

@@ -23,7 +23,7 @@ from ..inference.satterthwaite import covbeta, varpar_deviance
 from ..objective.crossprod import response_arrays as response_arrays_one
 from ..objective.estimates import estimates_at
 from ..program_cache import cached_jit
-from ..simulate.batched import auto_batch_size, fit_batch, newton_options
+from ..simulate.batched import auto_batch_size, fit_batch, newton_options, shared_chunk
 
 jax.config.update("jax_enable_x64", True)
 
@@ -74,8 +74,8 @@ def _fit_many(model, Y: np.ndarray, theta0: np.ndarray, devices=None) -> BatchFi
 def chunk_size(model, nsim: int, devices=None) -> int:
     """Simulations per compiled chunk: all of them, up to the engine's memory-based size."""
     n_dev = len(devices) if devices is not None else len(jax.devices())
-    size = min(int(nsim), auto_batch_size(model.dims, newton_options(model.dims), n_dev,
-                                          n_rows=model.pattern.n_rows))
+    size = min(shared_chunk(int(nsim)), auto_batch_size(model.dims, newton_options(model.dims), n_dev,
+                                                        n_rows=model.pattern.n_rows))
     return int(-(-size // n_dev) * n_dev)
 
 

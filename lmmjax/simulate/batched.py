@@ -49,7 +49,6 @@ from ..objective.deviance import profiled_deviance
 from ..objective.estimates import estimates_at
 from ..program_cache import cached_jit
 from ..progress import Progress, first_use
-from ..structure.pattern import padded_length
 from .draw import SimulationParameters, draw_response, replicate_key, simulate_model, simulation_arrays
 
 jax.config.update("jax_enable_x64", True)
@@ -171,6 +170,20 @@ def auto_batch_size(dims, opts: NewtonOptions, n_devices: int = 1, budget: int =
     return max(n_devices, size // n_devices * n_devices)
 
 
+SMALL_CHUNK, LARGE_CHUNK = 64, 512  # the chunk sizes runs share, so that one compiled program serves them
+
+
+def shared_chunk(n: int) -> int:
+    """Replicates per chunk before the memory bound: 64 for small runs, else 512.
+
+    The chunk size is part of the compiled program's shape, so every run with
+    more than 64 replicates (bootstrap(1000), bootstrap(2000), power(nsim=…))
+    shares one program per model structure, in a process and through the
+    persistent cache (``python -m lmmjax warmup`` compiles it once).
+    """
+    return SMALL_CHUNK if n <= SMALL_CHUNK else LARGE_CHUNK
+
+
 def _chunk_size(n: int, batch_size: int | None, dims, opts, n_devices: int, lane: int, n_rows: int) -> int:
     """Replicates per chunk: a multiple of lane × devices, so that every replicate
     runs in the same vmapped width (results do not depend on the batch size)."""
@@ -179,8 +192,7 @@ def _chunk_size(n: int, batch_size: int | None, dims, opts, n_devices: int, lane
         if size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     else:
-        # no more than needed, rounded up to a few sizes so that calls share compiled code
-        size = min(auto_batch_size(dims, opts, n_devices, n_rows=n_rows), padded_length(max(n, 1)))
+        size = min(auto_batch_size(dims, opts, n_devices, n_rows=n_rows), shared_chunk(n))
     unit = lane * n_devices
     return int(math.ceil(size / unit) * unit)
 
