@@ -37,6 +37,7 @@ import pandas as pd
 import scipy.optimize as so
 
 from ..errors import ModelSpecError
+from ..fitting.reparam import reparametrisation
 from ..lmer import ml_fit
 from ..memo import cached
 from ..objective.deviance import LOG2PI, factorize
@@ -166,16 +167,26 @@ class _Profiler:
 
 
 class _FixedProfiler(_Profiler):
-    """β_j = w; θ minimised (other β and σ profiled in closed form)."""
+    """β_j = w; θ minimised (other β and σ profiled in closed form).
+
+    A model with badly scaled random-effect columns is profiled in the
+    centred and scaled parametrisation of its fit (:mod:`lmmjax.fitting.reparam`):
+    the profiled deviance of β_j is the same function there, and θ would
+    otherwise not move from the estimate (Days × 1e6 gave a wrong interval).
+    Solutions are θ of that parametrisation.
+    """
 
     def __init__(self, setup, k):
         super().__init__(setup, k)
-        self.theta_hat = setup.ml_fit.estimates.theta.copy()
-        self.lower = self.model.layout.lower
+        self.plan = reparametrisation(self.model)
+        self.inner = self.model if self.plan is None else self.plan.model
+        theta = setup.ml_fit.estimates.theta.copy()
+        self.theta_hat = theta if self.plan is None else self.plan.to_scaled(theta)
+        self.lower = self.inner.layout.lower
         self.bounds = [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
 
     def deviance(self, w):
-        arrays, dims, j = self.model.arrays, self.model.dims, self.k
+        arrays, dims, j = self.inner.arrays, self.inner.dims, self.k
         x0 = self.nearest(w, self.theta_hat)[1].copy()
 
         def fun(th):
@@ -190,7 +201,9 @@ class _FixedProfiler(_Profiler):
 
     def all_parameters(self, w, theta) -> np.ndarray:
         model, j = self.model, self.k
-        est = point_estimates(model, theta)  # the engine's compiled factorisation
+        est = point_estimates(self.inner, theta)  # the engine's compiled factorisation
+        if self.plan is not None:
+            theta = self.plan.to_original(theta)
         beta, C = est.beta, est.vcov_unscaled
         cond = beta + C[:, j] / C[j, j] * (w - beta[j])
         pw = est.pwrss + (w - beta[j]) ** 2 / C[j, j]

@@ -138,3 +138,14 @@ def test_a_fit_short_of_the_gradient_test_is_polished(sleep):
     opt = minimize_deviance(model.arrays, model.dims, model.layout)
     assert opt.success and "Newton steps on the exact Hessian reached the gradient test" in opt.message
     assert opt.projected_gradient <= 1e-6 * abs(opt.deviance)
+
+
+def test_profile_intervals_of_a_badly_scaled_slope(sleep, base):
+    """Days × 1e6: the fixed-effect profiles used to keep θ at the estimate (the intercept's
+    interval came out [238.33, 264.48] instead of [237.68, 265.13]); now every interval is
+    the well-scaled fit's in the new units."""
+    fit = lmm.lmer("Reaction ~ X + (X | Subject)", sleep.assign(X=sleep.Days * 1e6))
+    ci = fit.confint(method="profile").to_numpy()
+    ref = base.confint(method="profile").to_numpy()
+    units = np.array([1.0, 1e6, 1.0, 1e6, 1.0, 1.0])[:, None]
+    np.testing.assert_allclose(ci * units, ref, rtol=1e-5, atol=1e-6)
