@@ -298,6 +298,10 @@ def reference_grid(fit, at=None, cov_reduce: str = "mean", shift: dict | None = 
             f"Marginal means of a model with offset() terms ({', '.join(frame.formula.offsets)}) are not "
             "available yet: emmeans adds the offset at its reference value, lmmjax does not guess it."
         )
+    if np.any(fit.model.offset != 0):
+        raise ModelSpecError(
+            "Marginal means of a model fitted with offset= are not available yet: the offset's value on the "
+            "reference grid is not defined; lmmjax does not guess it.")
     at = check_at(frame, at)
     variables = []
     for name, kind in model_variables(frame):

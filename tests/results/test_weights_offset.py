@@ -165,3 +165,10 @@ def test_report_states_weights_and_offset():
     assert "prior weights" in text and "offset" in text
     plain = fit_for(load_fixture("weights", "sleep_offset_ml")).report()
     assert "prior weights" not in plain and "offset" in plain
+
+
+def test_marginal_means_refuse_an_offset():
+    with pytest.raises(lmm.ModelSpecError, match="offset"):
+        fit_for(load_fixture("weights", "sleep_offset_ml")).emmeans("Days")
+    with pytest.raises(lmm.ModelSpecError, match="offset"):
+        fit_for(load_fixture("weights", "sleep_formula_offset_ml")).emmeans("Days")
