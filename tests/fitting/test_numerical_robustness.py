@@ -149,3 +149,14 @@ def test_profile_intervals_of_a_badly_scaled_slope(sleep, base):
     ref = base.confint(method="profile").to_numpy()
     units = np.array([1.0, 1e6, 1.0, 1e6, 1.0, 1.0])[:, None]
     np.testing.assert_allclose(ci * units, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("formula", ["Reaction ~ X + (X | Subject)", "Reaction ~ X + (1 | Subject)"])
+def test_kenward_roger_with_a_shifted_predictor(sleep, formula):
+    """X'V⁻¹X of Days + 1e6 beside an intercept has a condition number of ~1e21: its plain
+    inverse gave a KR df of 3e11 for the slope. The slope's KR test does not depend on the shift."""
+    ref = lmm.lmer(formula, sleep.assign(X=sleep.Days)).coef_table(ddf="kenward-roger").iloc[1]
+    for shift in (2000.0, 1e6):
+        row = lmm.lmer(formula, sleep.assign(X=sleep.Days + shift)).coef_table(ddf="kenward-roger").iloc[1]
+        assert row["df"] == pytest.approx(ref["df"], rel=1e-6)
+        assert row["std_error"] == pytest.approx(ref["std_error"], rel=1e-5)
