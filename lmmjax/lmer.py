@@ -9,7 +9,7 @@ import pandas as pd
 
 from .errors import ConvergenceWarning, SingularFitWarning
 from .fitting.optimize import minimize_deviance
-from .fitting.reparam import reparametrisation
+from .fitting.reparam import boundary_theta, reparametrisation
 from .fitting.start import choose_start
 from .memo import cached
 from .model import Model, build_model
@@ -22,7 +22,7 @@ from .validate import check_bool, check_optional_bool, check_response
 def _singular_message(fit: LmerFit) -> str:
     """What is on the boundary, and advice that fits it: drop a term whose only
     variance is 0, a column whose variance is 0, or a correlation that is ±1."""
-    theta, layout = fit.theta, fit.model.layout
+    theta, layout = boundary_theta(fit.model, fit.theta), fit.model.layout
     parts, advice = [], []
     for i in np.nonzero(layout.diagonal & (theta < 1e-4))[0]:
         t, row = layout.term_of[i], layout.row[i]

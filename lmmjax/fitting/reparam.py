@@ -60,6 +60,19 @@ def lower_factor(M: np.ndarray) -> np.ndarray:
     return L
 
 
+def map_theta(maps: list, theta, left) -> np.ndarray:
+    """θ with each term's T replaced by the lower factor of ``left(D) @ T``."""
+    theta = np.asarray(theta, float)
+    out = theta.copy()
+    ext = np.concatenate([[0.0], theta])
+    for index, D in maps:
+        T = ext[index]
+        L = lower_factor(left(D) @ T)
+        rows, cols = np.nonzero(index)
+        out[index[rows, cols] - 1] = L[rows, cols]
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Reparametrisation:
     """A model refitted with centred and scaled random-effect columns, and the θ maps.
@@ -74,15 +87,7 @@ class Reparametrisation:
     maps: list
 
     def _apply(self, theta, left) -> np.ndarray:
-        theta = np.asarray(theta, float)
-        out = theta.copy()
-        ext = np.concatenate([[0.0], theta])
-        for index, D in self.maps:
-            T = ext[index]
-            L = lower_factor(left(D) @ T)
-            rows, cols = np.nonzero(index)
-            out[index[rows, cols] - 1] = L[rows, cols]
-        return out
+        return map_theta(self.maps, theta, left)
 
     def to_original(self, theta_scaled) -> np.ndarray:
         """θ of the original columns from θ̃ (T = lower factor of D⁻¹ T̃)."""
@@ -93,14 +98,8 @@ class Reparametrisation:
         return self._apply(theta, lambda D: D)
 
 
-def reparametrisation(model) -> Reparametrisation | None:
-    """The scaled refit of ``model``, or None when every random-effect column is well scaled.
-
-    Examples
-    --------
-    >>> plan = reparametrisation(model)  # doctest: +SKIP
-    >>> theta = plan.to_original(theta_scaled)  # doctest: +SKIP
-    """
+def column_maps(model):
+    """Per term (θ index array, D) with ``Z_t = Z̃_t D``, and whether any column is badly scaled."""
     used = model.weights > 0
     every = bool(np.all(used))
     maps, any_bad = [], False
@@ -112,6 +111,30 @@ def reparametrisation(model) -> Reparametrisation | None:
             D, bad = _term_map(np.asarray(Z[:, sl], float), full)
             any_bad |= bad
             maps.append((index, D))
+    return maps, any_bad
+
+
+def boundary_theta(model, theta) -> np.ndarray:
+    """θ where the boundary (a singular fit) is judged: in the centred and scaled
+    parametrisation when some random-effect column is badly scaled, else θ itself.
+
+    lme4's test (a diagonal entry of T below 1e-4) depends on the units of the
+    covariate: with Days × 1e4 the slope's entry is 2e-5 for the fit of Days
+    (correlation 0.07, no variance near 0), which lme4 calls singular.
+    """
+    maps, bad = column_maps(model)
+    return map_theta(maps, theta, lambda D: D) if bad else np.asarray(theta, float)
+
+
+def reparametrisation(model) -> Reparametrisation | None:
+    """The scaled refit of ``model``, or None when every random-effect column is well scaled.
+
+    Examples
+    --------
+    >>> plan = reparametrisation(model)  # doctest: +SKIP
+    >>> theta = plan.to_original(theta_scaled)  # doctest: +SKIP
+    """
+    maps, any_bad = column_maps(model)
     if not any_bad:  # the usual case: nothing copied, the usual path
         return None
     blocks, k = [], 0

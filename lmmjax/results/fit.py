@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import ModelSpecError
 from ..fitting.record import OptSummary
+from ..fitting.reparam import boundary_theta
 from ..memo import memoized
 from ..model import Model
 from .estimates import PointEstimates, conditional_modes, conditional_variances
@@ -129,8 +130,11 @@ class LmerFit:
 
     @property
     def singular(self) -> bool:
+        """lme4's test (a diagonal entry of T below 1e-4), made in the centred and scaled
+        parametrisation where a random-effect column is badly scaled
+        (:func:`lmmjax.fitting.reparam.boundary_theta`)."""
         diag = self.model.layout.diagonal
-        return bool(np.any(self.estimates.theta[diag] < SINGULAR_TOL))
+        return bool(np.any(boundary_theta(self.model, self.estimates.theta)[diag] < SINGULAR_TOL))
 
     # ---- random effects ---------------------------------------------------
     @property

@@ -160,3 +160,14 @@ def test_kenward_roger_with_a_shifted_predictor(sleep, formula):
         row = lmm.lmer(formula, sleep.assign(X=sleep.Days + shift)).coef_table(ddf="kenward-roger").iloc[1]
         assert row["df"] == pytest.approx(ref["df"], rel=1e-6)
         assert row["std_error"] == pytest.approx(ref["std_error"], rel=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1e2, 1e4, 1e6])
+def test_singular_is_judged_in_the_scaled_parametrisation(sleep, scale):
+    """lme4's test (θ diagonal < 1e-4) called the Days × 1e4 fit singular with a 'perfectly
+    correlated' warning although its correlation is 0.07; units do not make a fit singular."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lmm.SingularFitWarning)
+        fit = lmm.lmer("Reaction ~ X + (X | Subject)", sleep.assign(X=sleep.Days * scale))
+    assert not fit.singular
+    assert "singular_fit" not in [f.code for f in fit.check()]
