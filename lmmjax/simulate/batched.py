@@ -33,6 +33,7 @@ cov(β̂)/σ̂² at θ̂.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import time
 
 import jax
@@ -44,6 +45,7 @@ from ..fitting.bounds import column_mates, start_theta
 from ..fitting.derivatives import choose_derivatives, initial_hessian
 from ..fitting.newton import NewtonOptions, minimize_theta
 from ..fitting.record import STATUS_TEXT, OptSummary
+from ..fitting.reparam import reparametrisation
 from ..objective.crossprod import cross_products, response_arrays
 from ..objective.deviance import profiled_deviance
 from ..objective.estimates import estimates_at
@@ -298,6 +300,28 @@ def _design_inputs(model, opts: NewtonOptions, first_response, theta0):
     return inputs, bounds
 
 
+def _in_fit_parametrisation(model, theta0, n, fit):
+    """``fit(model, theta0_rows)`` in the centred and scaled parametrisation when the model's
+    random-effect columns are badly scaled (:mod:`lmmjax.fitting.reparam`), θ mapped back.
+
+    The batched Newton, like L-BFGS-B, stalls on such columns (Days × 1e6:
+    every refit unconverged, log-likelihoods up to 1.1 below the single fits').
+    β̂, σ̂, cov(β̂), the deviance and ``singular`` (judged as
+    :func:`lmmjax.fitting.reparam.boundary_theta` does) need no mapping.
+    """
+    plan = reparametrisation(model)
+    if plan is None:
+        return fit(model, _theta0_rows(model, theta0, n))
+    rows = _theta0_rows(model, theta0, n) if theta0 is not None else None
+    scaled = None if rows is None else np.stack([plan.to_scaled(t) for t in rows])
+    out = fit(plan.model, _theta0_rows(plan.model, scaled, n))
+    theta = np.stack([plan.to_original(t) if np.all(np.isfinite(t)) else t for t in out["theta"]])
+    start = np.stack([plan.to_original(t) for t in out["optsummary"].theta_start])
+    out["theta"] = theta
+    out["optsummary"] = replace(out["optsummary"], theta=theta, theta_start=start)
+    return out
+
+
 def fit_batch(model, Y, theta0=None, *, batch_size: int | None = None, progress: bool | None = None,
               options=None, devices=None) -> dict:
     """Fit ``model`` (its structure and REML/ML setting) to every row of ``Y``.
@@ -358,12 +382,15 @@ def fit_batch(model, Y, theta0=None, *, batch_size: int | None = None, progress:
     n = Y.shape[0]
     if n == 0:
         raise ValueError("Y has no rows.")
-    opts = newton_options(model.dims, options)
-    theta0 = _theta0_rows(model, theta0, n)
-    inputs, bounds = _design_inputs(model, opts, lambda: Y[0], theta0)
-    Ypad = model.pad_responses(Y)
-    return _run("responses", model, n, lambda rows: [Ypad], (inputs, bounds),
-                theta0, batch_size, progress, opts, devices)
+
+    def fit(model, theta0):
+        opts = newton_options(model.dims, options)
+        inputs, bounds = _design_inputs(model, opts, lambda: Y[0], theta0)
+        Ypad = model.pad_responses(Y)
+        return _run("responses", model, n, lambda rows: [Ypad], (inputs, bounds),
+                    theta0, batch_size, progress, opts, devices)
+
+    return _in_fit_parametrisation(model, theta0, n, fit)
 
 
 def fit_weights(model, W, theta0=None, *, batch_size: int | None = None, progress: bool | None = None,
@@ -389,13 +416,16 @@ def fit_weights(model, W, theta0=None, *, batch_size: int | None = None, progres
     if W.ndim != 2 or W.shape[1] != model.n_rows:
         raise ValueError(f"W must have shape (B, {model.n_rows}) (one weight vector per row), got {W.shape}.")
     n = W.shape[0]
-    opts = newton_options(model.dims, options)
-    theta0 = _theta0_rows(model, theta0, n)
-    inputs, bounds = _design_inputs(model, opts, lambda: model.y, theta0)
-    inputs = dict(inputs, y=model.pattern.pad(model.y))
-    Wpad = model.pad_responses(W)
-    return _run("weights", model, n, lambda rows: [Wpad], (inputs, bounds),
-                theta0, batch_size, progress, opts, devices)
+
+    def fit(model, theta0):
+        opts = newton_options(model.dims, options)
+        inputs, bounds = _design_inputs(model, opts, lambda: model.y, theta0)
+        inputs = dict(inputs, y=model.pattern.pad(model.y))
+        Wpad = model.pad_responses(W)
+        return _run("weights", model, n, lambda rows: [Wpad], (inputs, bounds),
+                    theta0, batch_size, progress, opts, devices)
+
+    return _in_fit_parametrisation(model, theta0, n, fit)
 
 
 def fit_simulated(model, params: SimulationParameters, n: int, seed: int = 0, theta0=None, *,

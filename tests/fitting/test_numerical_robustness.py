@@ -171,3 +171,16 @@ def test_singular_is_judged_in_the_scaled_parametrisation(sleep, scale):
         fit = lmm.lmer("Reaction ~ X + (X | Subject)", sleep.assign(X=sleep.Days * scale))
     assert not fit.singular
     assert "singular_fit" not in [f.code for f in fit.check()]
+
+
+@pytest.mark.parametrize("name, transform", [("Days * 1e6", lambda d: d * 1e6), ("Days + 1e6", lambda d: d + 1e6)])
+def test_batched_refits_of_a_badly_scaled_slope_match_single_fits(sleep, name, transform):
+    """refit_many used to leave every replicate unconverged, up to 1.1 below the single fits."""
+    fit = lmm.lmer("Reaction ~ X + (X | Subject)", sleep.assign(X=transform(sleep.Days)))
+    Y = np.asarray(fit.simulate(3, seed=3))
+    res = lmm.simulate.fit_batch(fit.model, Y, theta0=fit.theta)
+    assert res["converged"].all()
+    for i in range(3):
+        single = fit.refit(Y[i])
+        assert -0.5 * res["deviance"][i] == pytest.approx(single.loglik, abs=1e-6)
+        np.testing.assert_allclose(res["beta"][i], single.fixef.values, rtol=1e-6)
