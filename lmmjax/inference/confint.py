@@ -66,7 +66,13 @@ def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.Data
     if m == "wald":
         return wald_confint(fit, level)
     if m == "profile":
-        out = profile_confint(fit, level=level, parm=kwargs.pop("parm", None))
+        try:
+            out = profile_confint(fit, level=level, parm=kwargs.pop("parm", None))
+        except np.linalg.LinAlgError as exc:
+            raise ModelSpecError(
+                f"Profile intervals could not be computed for this fit: a linear-algebra step failed ({exc}). "
+                "This happens with badly scaled predictors (e.g. a covariate around 1e6 in a random slope): "
+                "centre and scale them, or use method='wald' or 'bootstrap'.") from None
         if kwargs:
             raise ModelSpecError(f"Unknown argument(s) for profile intervals: {sorted(kwargs)}.")
         order = [n for n in parameter_index(fit) if n in out.index]

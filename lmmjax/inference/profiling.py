@@ -108,8 +108,11 @@ def profile_setup(fit) -> ProfileSetup:
         # deviance at the ML estimate through the sd/cor map (equals ml.deviance up to rounding)
         dev0 = min(float(ml.deviance), float(sdcor_value_and_grad_any(s_hat, model.arrays, model.dims, lay)[0]))
         H = sdcor_hessian(s_hat, model.arrays, model.dims, lay)
-        Hinv = np.linalg.pinv(H)
         kinds_v = lay.kinds
+        try:  # step scales only: a Hessian that cannot be decomposed falls back to rough scales
+            Hinv = np.linalg.pinv(H) if np.all(np.isfinite(H)) else np.full_like(H, np.nan)
+        except np.linalg.LinAlgError:
+            Hinv = np.full_like(H, np.nan)
         var_scale = np.sqrt(np.clip(2.0 * np.diag(Hinv), 0.0, None))
         fallback = np.where(kinds_v == "cor", 0.2, np.where(kinds_v == "sigma", ml.sigma / np.sqrt(2.0 * ml.nobs),
                                                             0.3 * max(ml.sigma, np.max(s_hat[kinds_v == "sd"], initial=0.0))))

@@ -184,3 +184,22 @@ def test_batched_refits_of_a_badly_scaled_slope_match_single_fits(sleep, name, t
         single = fit.refit(Y[i])
         assert -0.5 * res["deviance"][i] == pytest.approx(single.loglik, abs=1e-6)
         np.testing.assert_allclose(res["beta"][i], single.fixef.values, rtol=1e-6)
+
+
+def test_profile_intervals_that_cannot_be_computed_say_so():
+    """Days + 1e6 in a random slope: the profile's linear algebra fails; a plain error, not a traceback."""
+    import warnings
+
+    import lmmjax as lmm
+
+    df = lmm.datasets.load("sleepstudy")
+    df["X"] = df["Days"] + 1e6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = lmm.lmer("Reaction ~ X + (X | Subject)", df)
+        try:
+            ci = fit.confint(method="profile")
+        except lmm.ModelSpecError as exc:
+            assert "centre and scale" in str(exc)
+        else:  # if it can be computed, it must be finite for the fixed effects
+            assert np.isfinite(ci.loc["X"]).all()
