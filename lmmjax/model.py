@@ -170,13 +170,7 @@ def _row_values(arg, data: pd.DataFrame, frame: ModelFrame, what: str) -> tuple[
         values = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
         raise ModelSpecError(f"The {what} ({name}) must be numeric.") from None
-    if data.index.is_unique:
-        pos = data.index.get_indexer(frame.rows)
-    elif len(frame.rows) == len(data):
-        pos = np.arange(len(data))
-    else:
-        raise ModelSpecError(f"{what} with dropped rows needs a DataFrame with a unique index.")
-    return values[pos], name
+    return values[frame.positions], name  # the model frame's rows, by position in ``data``
 
 
 def model_weights(weights, data, frame) -> np.ndarray:

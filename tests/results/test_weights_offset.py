@@ -172,3 +172,17 @@ def test_marginal_means_refuse_an_offset():
         fit_for(load_fixture("weights", "sleep_offset_ml")).emmeans("Days")
     with pytest.raises(lmm.ModelSpecError, match="offset"):
         fit_for(load_fixture("weights", "sleep_formula_offset_ml")).emmeans("Days")
+
+
+def test_weights_follow_the_rows_used_with_a_duplicated_index():
+    """Rows dropped for missing values and a non-unique index: weights stay with their rows."""
+    ref = load_fixture("weights", "sleep_weights_ml")
+    df = data_for(ref)
+    df.loc[[3, 40], "Reaction"] = np.nan
+    dup = df.set_axis(np.zeros(len(df), dtype=int))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmm.DataWarning)
+        a = lmm.lmer(ref["formula"], df, reml=False, weights="w")
+        b = lmm.lmer(ref["formula"], dup, reml=False, weights=df["w"].to_numpy())
+    assert a.loglik == pytest.approx(b.loglik, abs=1e-10)
+    np.testing.assert_array_equal(a.model.weights, np.delete(df["w"].to_numpy(), [3, 40]))
