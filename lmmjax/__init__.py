@@ -10,7 +10,7 @@ from . import config
 
 config.configure()  # float64 and the persistent compilation cache, before anything compiles
 
-from . import datasets, methods  # noqa: E402,F401  (methods: attaches fit.summary() etc.)
+from . import datasets, families, methods  # noqa: E402,F401  (methods: attaches fit.summary() etc.)
 from .errors import (  # noqa: E402
     ConvergenceWarning,
     DataWarning,
@@ -54,6 +54,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "lmer", "anova", "LmerFit", "datasets", "ModelSpecError", "DataWarning", "FewLevelsWarning",
+    "lmer", "anova", "LmerFit", "datasets", "families", "ModelSpecError", "DataWarning", "FewLevelsWarning",
     "ConvergenceWarning", "SingularFitWarning", "__version__",
 ]

@@ -33,6 +33,7 @@ STAGES = {
     # foundations, importable from anywhere
     "errors": 0, "memo": 0, "version": 0, "config": 0, "datasets": 0, "text": 0, "lazy": 0,
     "validate": 0, "progress": 0, "program_cache": 0,
+    "families": 0,  # GLM families (pure JAX functions): formula checks responses, objective uses them
     "formula": 1,
     "structure": 2,
     "objective": 3,
