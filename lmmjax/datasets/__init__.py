@@ -9,13 +9,14 @@ so treatment contrasts (the first level is the reference) match R's default.
 Available data sets
 -------------------
 ``sleepstudy``, ``dyestuff``, ``dyestuff2``, ``penicillin``, ``pastes``,
-``insteval``, ``cake``.
+``insteval``, ``cake``; for GLMMs ``cbpp``, ``grouseticks`` and
+``verbagg`` (lme4's ``VerbAgg``; its ordered ``resp`` is returned unordered).
 
 Examples
 --------
 >>> from lmmjax import datasets
 >>> datasets.available()
-['cake', 'dyestuff', 'dyestuff2', 'insteval', 'pastes', 'penicillin', 'sleepstudy']
+['cake', 'cbpp', 'dyestuff', 'dyestuff2', 'grouseticks', 'insteval', 'pastes', 'penicillin', 'sleepstudy', 'verbagg']
 >>> df = datasets.load("sleepstudy")
 >>> df.shape
 (180, 3)

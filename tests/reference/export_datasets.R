@@ -95,3 +95,7 @@ export_one("Penicillin", "penicillin")
 export_one("Pastes", "pastes")
 export_one("InstEval", "insteval", gz = TRUE)
 export_one("cake", "cake")
+## GLMM examples (issue 11): binomial (cbpp, VerbAgg) and Poisson (grouseticks) responses.
+export_one("cbpp", "cbpp")
+export_one("grouseticks", "grouseticks")
+export_one("VerbAgg", "verbagg", gz = TRUE)
