@@ -101,3 +101,33 @@ tight_fit <- function(formula, data, reml) {
   if (crit(m2) < crit(m1)) list(fit = m2, which = "nloptwrap-polish", w = f2, c1 = crit(m1), c2 = crit(m2))
   else list(fit = m1, which = "bobyqa", w = f1, c1 = crit(m1), c2 = crit(m2))
 }
+
+## ---- variance components and random effects (make_reference.R, make_glmer_reference.R) ----
+varcorr_records <- function(m) {
+  vc <- as.data.frame(VarCorr(m))
+  lapply(seq_len(nrow(vc)), function(i) list(
+    grp = vc$grp[i],
+    var1 = if (is.na(vc$var1[i])) NULL else vc$var1[i],
+    var2 = if (is.na(vc$var2[i])) NULL else vc$var2[i],
+    vcov = vc$vcov[i],
+    sdcor = vc$sdcor[i]))
+}
+
+ranef_list <- function(m) {
+  re <- ranef(m, condVar = TRUE)
+  out <- list()
+  for (g in names(re)) {
+    df <- re[[g]]
+    pv <- attr(df, "postVar")
+    nlev <- nrow(df)
+    ## postVar is a k x k x nlev array, or (several terms for one grouping
+    ## factor, e.g. (x || g)) a list of such arrays, one per term.
+    pvl <- if (is.list(pv)) pv else list(pv)
+    condsd <- t(vapply(seq_len(nlev), function(i)
+      unlist(lapply(pvl, function(a) sqrt(diag(as.matrix(a[, , i]))))), numeric(ncol(df))))
+    if (ncol(df) == 1) condsd <- matrix(condsd, ncol = 1)
+    out[[g]] <- list(levels = I(rownames(df)), columns = I(names(df)),
+                     values = rows(as.matrix(df)), condsd = rows(condsd))
+  }
+  out
+}

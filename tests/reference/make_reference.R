@@ -27,36 +27,6 @@
 source(file.path(if (length(.this) == 1) dirname(.this) else "tests/reference", "fixture_helpers.R"))
 outdir <- fixture_dir("core")
 
-## ---- helpers ---------------------------------------------------------------
-varcorr_records <- function(m) {
-  vc <- as.data.frame(VarCorr(m))
-  lapply(seq_len(nrow(vc)), function(i) list(
-    grp = vc$grp[i],
-    var1 = if (is.na(vc$var1[i])) NULL else vc$var1[i],
-    var2 = if (is.na(vc$var2[i])) NULL else vc$var2[i],
-    vcov = vc$vcov[i],
-    sdcor = vc$sdcor[i]))
-}
-
-ranef_list <- function(m) {
-  re <- ranef(m, condVar = TRUE)
-  out <- list()
-  for (g in names(re)) {
-    df <- re[[g]]
-    pv <- attr(df, "postVar")
-    nlev <- nrow(df)
-    ## postVar is a k x k x nlev array, or (several terms for one grouping
-    ## factor, e.g. (x || g)) a list of such arrays, one per term.
-    pvl <- if (is.list(pv)) pv else list(pv)
-    condsd <- t(vapply(seq_len(nlev), function(i)
-      unlist(lapply(pvl, function(a) sqrt(diag(as.matrix(a[, , i]))))), numeric(ncol(df))))
-    if (ncol(df) == 1) condsd <- matrix(condsd, ncol = 1)
-    out[[g]] <- list(levels = I(rownames(df)), columns = I(names(df)),
-                     values = rows(as.matrix(df)), condsd = rows(condsd))
-  }
-  out
-}
-
 ## ---- one model ----------------------------------------------------------------
 run_model <- function(id, formula_str, data, dataset, reml, extra = list()) {
   fml <- as.formula(formula_str)
