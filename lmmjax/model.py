@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from .errors import ModelSpecError
 from .memo import memoized
+from .formula.glm_response import glm_prior_weights
 from .formula.model_frame import ModelFrame, build_model_frame
 from .objective.crossprod import cross_products_jit, design_products_jit
 from .structure.blocks import ThetaLayout, build_blocks, sparse_z, sparse_z1
@@ -201,8 +202,12 @@ def model_offset(offset, data, frame) -> np.ndarray:
     return total
 
 
-def build_model(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None) -> Model:
+def build_model(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None,
+                family=None) -> Model:
     """Parse, check and precompute everything for ``formula`` on ``data``.
+
+    With a GLM ``family`` the response is glm's (binomial: the proportion) and
+    the prior weights include the binomial trials of ``cbind(successes, failures)``.
 
     Examples
     --------
@@ -211,8 +216,10 @@ def build_model(formula: str, data: pd.DataFrame, reml: bool = True, weights=Non
     >>> model.nobs
     180
     """
-    mf = build_model_frame(formula, data)
+    mf = build_model_frame(formula, data, family=family)
     w = model_weights(weights, data, mf)
+    if mf.glm is not None:
+        w = glm_prior_weights(mf.glm, w, weights_given=weights is not None)
     off = model_offset(offset, data, mf)
     blocks, layout = build_blocks(mf)
     structure = build_structure(blocks, mf.X, reml, layout.size)

@@ -64,6 +64,7 @@ class ParsedFormula:
     offsets: tuple = ()
     variables: tuple = ()
     fixed_variables: tuple = ()  # columns of the fixed part and the offsets
+    response_parts: tuple = ()  # cbind(successes, failures): the two translated expressions
 
 
 def _split_top(text: str, sep: str) -> list[str]:
@@ -184,6 +185,24 @@ def _offset_expr(piece: str):
     return inner.strip()
 
 
+def _cbind_args(lhs: str):
+    """``cbind(a, b)`` -> ``["a", "b"]`` (None for any other response)."""
+    if not (lhs.startswith("cbind(") and lhs.endswith(")")):
+        return None
+    inner = lhs[len("cbind("):-1]
+    try:
+        if len(_split_top(inner, ")")) != 1:
+            return None
+    except ModelSpecError:
+        return None
+    args = [a.strip() for a in _split_top(inner, ",")]
+    if len(args) != 2 or not all(args):
+        raise ModelSpecError(
+            f"The response {lhs!r} must be cbind(successes, failures) with two columns or "
+            "expressions, e.g. cbind(incidence, size - incidence).")
+    return args
+
+
 def parse_formula(text: str, columns=None) -> ParsedFormula:
     """Split an lme4 formula into response, fixed part, offsets and random terms.
 
@@ -220,7 +239,10 @@ def parse_formula(text: str, columns=None) -> ParsedFormula:
             into.extend(out.columns)
         return out.text
 
-    response, rhs = tr(sides[0].strip(), sides[0].strip()), sides[1].strip()
+    lhs, rhs = sides[0].strip(), sides[1].strip()
+    cbind = _cbind_args(lhs)
+    response_parts = tuple(tr(a, lhs) for a in cbind) if cbind else ()
+    response = lhs if cbind else tr(lhs, lhs)
     fixed_parts, random, offsets = [], [], []
     for piece in _split_top(rhs, "+"):
         bar = _bar_content(piece)
@@ -259,10 +281,12 @@ def parse_formula(text: str, columns=None) -> ParsedFormula:
         fixed = "0"
     fixed = tr(fixed, text, fixed_used)
     _formulaic_terms(fixed, text)
-    _formulaic_terms(response, text)
+    for part in response_parts or (response,):
+        _formulaic_terms(part, text)
     return ParsedFormula(response=response, fixed=fixed, random=tuple(random), text=text,
                          offsets=tuple(offsets), variables=tuple(dict.fromkeys(used)),
-                         fixed_variables=tuple(dict.fromkeys(fixed_used)))
+                         fixed_variables=tuple(dict.fromkeys(fixed_used)),
+                         response_parts=response_parts)
 
 
 # The bar-syntax helpers other stages use (results/predict.py reads ``re_form`` with them).

@@ -13,8 +13,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataWarning, FewLevelsWarning, ModelSpecError
+from ..families import get_family
 from ..text import plain
 from .bars import ParsedFormula, RandomTerm, parse_formula, plain_message
+from .glm_response import (GlmResponse, binomial_from_column, binomial_from_counts, binomial_from_values,
+                           poisson_counts)
 from .levels import column_levels, level_label
 from .rfunctions import ALL_ROWS_CONTEXT, ALL_ROWS_STATE_KEYS
 
@@ -64,6 +67,7 @@ class ModelFrame:
     offset: np.ndarray | None = None  # sum of the formula's offset() terms (zeros when none)
     source_index: pd.Index | None = None  # index of the DataFrame the model was built from
     positions: np.ndarray | None = None  # positions of the rows used in that DataFrame
+    glm: GlmResponse | None = None  # GLMMs: the response's kind and binomial trials (y is glm's y)
 
     @property
     def nobs(self) -> int:
@@ -179,20 +183,11 @@ def _model_matrix(expr: str, frame: pd.DataFrame, everything: pd.DataFrame | Non
     return spec.get_model_matrix(frame)
 
 
-def _response(parsed: ParsedFormula, frame: pd.DataFrame, everything=None) -> np.ndarray:
-    name = parsed.response
-    if name in frame.columns:
-        col = frame[name]
-        if _is_boolean(col):
-            raise ModelSpecError(
-                f"Response {name!r} is boolean (True/False), but a linear mixed model needs a "
-                f"numeric response. If a linear model of the 0/1 outcome is intended, convert it "
-                f"with data[{name!r}].astype(float)."
-            )
-        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
-            raise ModelSpecError(
-                f"Response {name!r} must be numeric, but its type is {col.dtype}."
-            )
+GLMER_ADVICE = "For a yes/no outcome fit a GLMM: lmm.glmer(formula, data, family='binomial')."
+
+
+def _evaluate_response(name: str, frame: pd.DataFrame, everything=None) -> np.ndarray:
+    """The numeric values of the response expression ``name`` on ``frame``."""
     try:
         if _all_rows_state(f"0 + {name}", everything):
             y = _model_matrix(f"0 + {name}", frame, everything)
@@ -207,12 +202,82 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame, everything=None) -> np
         y = y[:, 0]
     k = int(np.sum(~np.isfinite(y)))
     _require_finite(y, name, f"Response {name!r} has infinite or undefined (NaN) values in {k} row(s).")
+    return y
+
+
+def _check_usable(y: np.ndarray, name: str) -> np.ndarray:
     if y.size < 2:
         raise ModelSpecError(
             f"Only {y.size} row of the data can be used; a mixed model needs many observations.")
     if np.ptp(y) == 0:
         raise ModelSpecError(f"Response {name!r} is constant ({plain(y[0])}); there is nothing to model.")
     return y
+
+
+def _response(parsed: ParsedFormula, frame: pd.DataFrame, everything=None) -> np.ndarray:
+    """The response of a linear mixed model (numbers; a binary one warns that a GLMM is right)."""
+    name = parsed.response
+    if parsed.response_parts:
+        raise ModelSpecError(
+            f"The response {name} (successes and failures) is binomial data, which a linear mixed "
+            "model cannot fit: use lmm.glmer(formula, data, family='binomial').")
+    if name in frame.columns:
+        col = frame[name]
+        if _is_boolean(col):
+            raise ModelSpecError(
+                f"Response {name!r} is boolean (True/False), but a linear mixed model needs a "
+                f"numeric response. If a linear model of the 0/1 outcome is intended, convert it "
+                f"with data[{name!r}].astype(float). {GLMER_ADVICE}"
+            )
+        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
+            two = isinstance(col.dtype, pd.CategoricalDtype) and len(col.cat.categories) == 2
+            raise ModelSpecError(
+                f"Response {name!r} must be numeric, but its type is {col.dtype}."
+                + (f" It has two levels: {GLMER_ADVICE}" if two else "")
+            )
+    y = _check_usable(_evaluate_response(name, frame, everything), name)
+    values = np.unique(y)
+    if len(values) == 2:
+        warnings.warn(
+            f"Response {name!r} takes only two values ({plain(values[0])} and {plain(values[1])}): "
+            "a linear mixed model is the wrong model for a binary outcome (its standard errors and "
+            "predictions outside [0, 1] mislead). Fit a GLMM with lmm.glmer(formula, data, "
+            "family='binomial') instead.", DataWarning, stacklevel=6)
+    return y
+
+
+def _glm_response(parsed: ParsedFormula, frame: pd.DataFrame, family, everything=None) -> GlmResponse:
+    """The response of a GLMM for ``family`` (see :mod:`lmmjax.formula.glm_response`)."""
+    name = parsed.response
+    if parsed.response_parts:
+        if family.name != "binomial":
+            raise ModelSpecError(
+                f"The response {name} (successes, failures) is binomial data; use family='binomial', "
+                f"not {family.name!r}.")
+        s, f = (_evaluate_part(part, frame, name) for part in parsed.response_parts)
+        resp = binomial_from_counts(s, f, name)
+    else:
+        col = frame[name] if name in frame.columns else None
+        if col is not None and (_is_boolean(col) or not pd.api.types.is_numeric_dtype(col)):
+            resp = binomial_from_column(col, name) if family.name == "binomial" else poisson_counts(col, name)
+        else:
+            y = _evaluate_response(name, frame, everything)
+            resp = binomial_from_values(y, name) if family.name == "binomial" else poisson_counts(y, name)
+    _check_usable(resp.y, name)
+    return resp
+
+
+def _evaluate_part(expr: str, frame: pd.DataFrame, name: str) -> np.ndarray:
+    """One argument of ``cbind(..)`` on ``frame`` (arithmetic as in R: ``size - incidence``)."""
+    try:
+        values = np.asarray(formulaic.model_matrix(f"0 + I({expr})", frame, na_action="ignore"), dtype=float)
+    except Exception as exc:
+        raise ModelSpecError(f"Cannot evaluate {expr!r} in the response {name}: {plain_message(exc)}") from None
+    if values.ndim != 2 or values.shape[1] != 1:
+        raise ModelSpecError(f"{expr!r} in the response {name} must be one number per row.")
+    k = int(np.sum(~np.isfinite(values)))
+    _require_finite(values, name, f"{expr!r} in the response {name} has infinite or undefined values in {k} row(s).")
+    return values[:, 0]
 
 
 def drop_aliased(X: np.ndarray, names: list[str], tol: float = 1e-7):
@@ -314,7 +379,10 @@ def _term_matrix(term: RandomTerm, frame: pd.DataFrame, everything=None) -> Term
                       levels=levels, spec=mm.model_spec)
 
 
-def _check_term(tm: TermMatrix, n: int) -> None:
+def _check_term(tm: TermMatrix, n: int, glmm: bool = False) -> None:
+    """Refuse terms that cannot be estimated. GLMMs have no residual variance, so a
+    term with one level per observation (an observation-level random effect for
+    overdispersion) is allowed there, as lme4's glmer allows it."""
     nlev, p = len(tm.levels), tm.Z.shape[1]
     label = f"({' + '.join(tm.columns)} | {tm.group})"
     if nlev < 2:
@@ -322,13 +390,13 @@ def _check_term(tm: TermMatrix, n: int) -> None:
             f"Grouping factor {tm.group!r} in {tm.term.source!r} has a single level; "
             "a random effect needs at least two groups."
         )
-    if nlev >= n:
+    if nlev >= n and not glmm:
         raise ModelSpecError(
             f"Grouping factor {tm.group!r} has {nlev} levels for {n} observations: "
             "each group has at most one observation, so the random effect cannot be "
             "told apart from the residual."
         )
-    if nlev * p >= n:
+    if nlev * p >= n and not glmm:
         raise ModelSpecError(
             f"Random-effect term {label} has {nlev * p} random effects for {n} "
             "observations; its variance and the residual variance are unidentifiable."
@@ -361,8 +429,13 @@ def evaluate_offset(parsed: ParsedFormula, frame: pd.DataFrame, check: bool = Tr
     return total
 
 
-def build_model_frame(formula: str, data: pd.DataFrame) -> ModelFrame:
+def build_model_frame(formula: str, data: pd.DataFrame, family=None) -> ModelFrame:
     """Parse ``formula`` and evaluate it on ``data`` with all input checks.
+
+    With a GLM ``family`` (a name or :class:`lmmjax.families.Family`) the
+    response is read as that family's (0/1, booleans, two-level factors,
+    ``cbind(successes, failures)``, proportions, counts): ``y`` is glm's y and
+    ``glm`` holds the binomial trials (:mod:`lmmjax.formula.glm_response`).
 
     Examples
     --------
@@ -374,12 +447,13 @@ def build_model_frame(formula: str, data: pd.DataFrame) -> ModelFrame:
     if not isinstance(data, pd.DataFrame):
         raise ModelSpecError(f"data must be a pandas DataFrame, not {type(data).__name__}.")
     parsed = parse_formula(formula, columns=[c for c in data.columns if isinstance(c, str)])
+    family = None if family is None else get_family(family)
     columns = sorted(parsed.variables)
     frame, positions = _drop_missing(data, columns)
     while True:
         everything = data[columns] if len(frame) < len(data) else None  # for transforms, as R
         try:
-            parts = _evaluate_parts(parsed, frame, everything)
+            parts = _evaluate_parts(parsed, frame, everything, family)
             break
         except UndefinedRows as exc:
             # R's model frame drops rows where an expression is NaN, as it drops missing values.
@@ -390,21 +464,22 @@ def build_model_frame(formula: str, data: pd.DataFrame) -> ModelFrame:
                 "(NaN, e.g. log() of a negative number), as R does.", DataWarning, stacklevel=4)
             frame, positions = _drop_unused_levels(frame.loc[~exc.rows].copy()), positions[~exc.rows]
     y, (X, names, dropped, spec), terms, offset = parts
+    glm = y if isinstance(y, GlmResponse) else None
     return ModelFrame(
-        formula=parsed, y=y, X=X, fixed_names=names, dropped_columns=dropped,
-        terms=terms, rows=frame.index.to_numpy(), fixed_spec=spec, data=frame,
-        offset=offset, source_index=data.index, positions=positions,
+        formula=parsed, y=glm.y if glm is not None else y, X=X, fixed_names=names,
+        dropped_columns=dropped, terms=terms, rows=frame.index.to_numpy(), fixed_spec=spec,
+        data=frame, offset=offset, source_index=data.index, positions=positions, glm=glm,
     )
 
 
-def _evaluate_parts(parsed: ParsedFormula, frame: pd.DataFrame, everything):
-    """Response, fixed-effects matrix, random terms and offset on ``frame``, all checked."""
-    y = _response(parsed, frame, everything)
+def _evaluate_parts(parsed: ParsedFormula, frame: pd.DataFrame, everything, family=None):
+    """Response (a GlmResponse for GLMMs), fixed-effects matrix, random terms and offset, all checked."""
+    y = _response(parsed, frame, everything) if family is None else _glm_response(parsed, frame, family, everything)
     fixed = _fixed_matrix(parsed, frame, everything)
-    n, p = len(y), fixed[0].shape[1]
+    n, p = len(y.y if family is not None else y), fixed[0].shape[1]
     if p >= n:
         raise ModelSpecError(f"{p} fixed-effect columns for only {n} observations.")
     terms = tuple(_term_matrix(t, frame, everything) for t in parsed.random)
     for tm in terms:
-        _check_term(tm, n)
+        _check_term(tm, n, glmm=family is not None)
     return y, fixed, terms, evaluate_offset(parsed, frame)
