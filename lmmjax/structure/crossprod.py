@@ -46,19 +46,23 @@ class Structure:
     index: dict  # θ-map and factor index arrays (lam_index, lam_weight, T1_index, T2_index, ent_*, pair_*)
 
 
-def build_structure(blocks: list, X: np.ndarray, reml: bool, n_theta: int, schur: str = "auto") -> Structure:
+def build_structure(blocks: list, X: np.ndarray, reml: bool, n_theta: int, schur="auto") -> Structure:
     """Choose the block kind, build the pattern and the index arrays.
+
+    ``schur`` is passed to :func:`~lmmjax.structure.kinds.choose_kind`
+    ("auto", "pairs", "matmul", "tiled"), or is a block kind object to use.
 
     Examples
     --------
     >>> structure = build_structure(blocks, mf.X, reml=True, n_theta=layout.size)  # doctest: +SKIP
     """
-    kind = choose_kind(blocks, schur)
+    kind = choose_kind(blocks, schur) if isinstance(schur, str) else schur  # a kind object is used as given
     b1 = blocks[0]
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
     pattern = build_pattern(blocks, X, kind)
     index = dict(T1_index=b1.theta_index.astype(np.int32), **kind.index_arrays(blocks))
-    index.update({k: pattern.arrays[k] for k in FACTOR_KEYS if k in pattern.arrays})
+    keys = FACTOR_KEYS + tuple(getattr(kind, "factor_keys", ()))
+    index.update({k: pattern.arrays[k] for k in keys if k in pattern.arrays})
     kmax = index["lam_index"].shape[1]
     a22_shape = tuple(kind.a22_shape(blocks)) if q2 > 0 else (0, 0)
     dims = Dims(p=X.shape[1], l1=b1.nlevels, p1=b1.p, q2=q2, kmax=kmax, n_theta=n_theta, reml=bool(reml),

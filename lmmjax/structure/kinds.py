@@ -233,17 +233,22 @@ class DenseLaterBlocks:
     def n_slots(self, blocks):
         return self.a22_segments(blocks)
 
-    def factor(self, theta, arrays, dims, W, keep_factor):
+    def schur_update(self, W, arrays, dims):
+        """(C, D): the update Z₂ᵀZ₁ W Z₁ᵀZ₂ (q2 × q2) and Z₂ᵀZ₁ W Z₁ᵀ[X y] (q2 × (p+1))."""
         q2 = dims.q2
         if self.schur == "matmul":
             A21d = arrays["A21d"]
             G = jnp.einsum("rja,jab->rjb", A21d, W)  # two plain contractions: cheap to differentiate
             C = G.reshape(q2, -1) @ A21d.reshape(q2, -1).T
             D = G.reshape(q2, -1) @ arrays["A1X"].reshape(-1, arrays["A1X"].shape[-1])
-        else:
-            C = schur_pairs(W, arrays, dims.l1, dims.p1, q2 * q2).reshape(q2, q2)
-            C = C + C.T - jnp.diag(jnp.diag(C))
-            D = schur_cross(W, arrays, dims.l1, q2)
+            return C, D
+        C = schur_pairs(W, arrays, dims.l1, dims.p1, q2 * q2).reshape(q2, q2)
+        C = C + C.T - jnp.diag(jnp.diag(C))
+        return C, schur_cross(W, arrays, dims.l1, q2)
+
+    def factor(self, theta, arrays, dims, W, keep_factor):
+        q2 = dims.q2
+        C, D = self.schur_update(W, arrays, dims)
         S = lambda_left_t(lambda_right(arrays["A22"] - C, theta, arrays, dims.kmax), theta, arrays, dims.kmax)
         S = S + jnp.eye(q2, dtype=S.dtype)
         Sx = lambda_left_t(arrays["A2X"] - D, theta, arrays, dims.kmax)
@@ -270,6 +275,127 @@ class DenseLaterBlocks:
         return out
 
 
+def head_update(W, ent_a, head_src, head_slot, head: int, chunk: int):
+    """Σ_j Z₂ᵀZ₁[head, j] W_j Z₁ᵀZ₂[j, head] (head × head), chunk levels of block 1 at a time.
+
+    Chunk c covers levels ``[c·chunk, (c+1)·chunk)``; ``head_src[c]`` are the
+    entries of Z₂ᵀZ₁ in the head and in that chunk (padding points at the
+    spare zero entry) and ``head_slot[c]`` their place ``h·chunk + j − c·chunk``
+    in the dense (head, chunk) slice. Only one slice exists at a time, and the
+    scan body is rematerialised under differentiation, so neither a dense
+    Z₂ᵀZ₁ nor the slices of every chunk are ever held.
+    """
+    n_chunks = head_src.shape[0]
+    l1, p1 = W.shape[0], W.shape[1]
+    Wc = jnp.pad(W, ((0, n_chunks * chunk - l1), (0, 0), (0, 0))).reshape(n_chunks, chunk, p1, p1)
+
+    @jax.checkpoint
+    def body(C, xs):
+        src, slot, Wk = xs
+        D = jnp.zeros((head * chunk, p1), ent_a.dtype).at[slot].set(ent_a[src], mode="drop")
+        D = D.reshape(head, chunk, p1)
+        G = jnp.einsum("hja,jab->hjb", D, Wk)
+        return C + G.reshape(head, -1) @ D.reshape(head, -1).T, None
+
+    C0 = jnp.zeros((head, head), W.dtype)
+    return lax.scan(body, C0, (head_src, head_slot, Wc))[0]
+
+
+@dataclass(frozen=True)
+class TiledLaterBlocks(DenseLaterBlocks):
+    """Dense later blocks whose Schur update is tiled: a dense head plus a scattered tail.
+
+    The later columns are ranked by how many levels of block 1 touch them
+    (MixedModels.jl's ``sortlevels`` idea): the ``head`` most frequent form
+    a dense head × head part of the update, formed by matrix products over
+    chunks of ``chunk`` levels of block 1 (:func:`head_update`, bounded
+    memory); the rest (the "tail") is a scatter-add over only the pairs of
+    nonzeros of Z₂ᵀZ₁ that touch a tail column. Neither the full pair arrays
+    nor a dense Z₂ᵀZ₁ is built. S itself is still one dense q2 × q2 matrix,
+    so :meth:`solve` and :meth:`inverse_diagonal_blocks` are the dense kind's.
+
+    ``head=0`` is the pair scatter over all pairs; ``head=q2`` a chunked
+    matmul with no pairs. :func:`tiled_kind` picks ``head`` by cost.
+    """
+
+    schur: str = "tiled"
+    head: int = 0
+    chunk: int = 1
+    name = "tiled"
+    factor_keys = ("head_cols", "head_src", "head_slot")
+
+    @property
+    def uses_pairs(self):
+        return True
+
+    @property
+    def uses_dense_a21(self):
+        return False
+
+    def entry_pairs(self, blocks, ent_row, ent_level, l1):
+        """Pairs (e1, e2) of entries of one level with at least one tail column, sorted by level.
+
+        Within a level the entries are ordered head first; a tail entry at
+        local position k pairs with positions 0..k, so every unordered pair
+        touching the tail appears once, with the larger later column first.
+        """
+        rank = column_rank(blocks)
+        tail = rank[ent_row] >= self.head
+        order = np.lexsort((ent_row, tail, ent_level))  # by level, head first, then column
+        starts = np.searchsorted(ent_level[order], np.arange(l1 + 1))
+        local = np.arange(len(order)) - starts[ent_level[order]]
+        is_tail = tail[order]
+        counts = np.where(is_tail, local + 1, 0)
+        total = int(counts.sum())
+        first = np.repeat(np.arange(len(order)), counts)
+        offset = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        second = starts[ent_level[order]][first] + offset
+        e1, e2 = order[first], order[second]
+        swap = ent_row[e1] < ent_row[e2]
+        return np.where(swap, e2, e1), np.where(swap, e1, e2)
+
+    def head_arrays(self, blocks, ent_row, ent_level, n_entries, l1):
+        """``head_cols`` (head,), ``head_src`` and ``head_slot`` (chunks, max head entries per chunk)."""
+        rank = column_rank(blocks)
+        head_cols = np.argsort(rank, kind="stable")[: self.head].astype(np.int32)
+        n_chunks = max(1, -(-l1 // self.chunk))
+        in_head = np.nonzero(rank[ent_row] < self.head)[0]
+        chunk_of = ent_level[in_head] // self.chunk
+        counts = np.bincount(chunk_of, minlength=n_chunks)
+        width = max(1, int(counts.max()) if len(counts) else 1)
+        src = np.full((n_chunks, width), n_entries, np.int32)  # the spare zero entry
+        slot = np.full((n_chunks, width), self.head * self.chunk, np.int64)  # out of range: dropped
+        pos = np.arange(len(in_head)) - np.repeat(np.cumsum(counts) - counts, counts)
+        src[chunk_of, pos] = in_head
+        slot[chunk_of, pos] = rank[ent_row[in_head]] * self.chunk + ent_level[in_head] % self.chunk
+        return dict(head_cols=head_cols, head_src=src, head_slot=slot)
+
+    def schur_update(self, W, arrays, dims):
+        q2 = dims.q2
+        C = schur_pairs(W, arrays, dims.l1, dims.p1, q2 * q2).reshape(q2, q2)
+        C = C + C.T - jnp.diag(jnp.diag(C))
+        if self.head:
+            Ch = head_update(W, arrays["ent_a"], arrays["head_src"], arrays["head_slot"], self.head, self.chunk)
+            hc = arrays["head_cols"]
+            C = C.at[hc[:, None], hc[None, :]].add(Ch)
+        return C, schur_cross(W, arrays, dims.l1, q2)
+
+
+def column_rank(blocks: list) -> np.ndarray:
+    """Rank of each later column by the number of rows with a nonzero in it (most first, ties by column)."""
+    q2 = sum(b.nlevels * b.p for b in blocks[1:])
+    counts = np.zeros(q2, np.int64)
+    start = 0
+    for b in blocks[1:]:
+        for c in range(b.p):
+            counts += np.bincount(start + b.codes.astype(np.int64) * b.p + c, minlength=q2)
+        start += b.nlevels * b.p
+    order = np.argsort(-counts, kind="stable")
+    rank = np.empty(q2, np.int64)
+    rank[order] = np.arange(q2)
+    return rank
+
+
 MATMUL_DENSITY = 0.15  # share of nonzero (row, level) cells of Z₂ᵀZ₁ above which a dense matmul wins
 MATMUL_MAX_SIZE = 20_000_000  # q2 · l1 · p1 numbers at most in the dense Z₂ᵀZ₁
 
@@ -293,28 +419,78 @@ def nested_in_first(blocks: list) -> bool:
     return len(pairs) == len(np.unique(b1.codes))
 
 
-def count_entries(blocks: list) -> int:
-    """Nonzero (later column, level of block 1) cells of Z₂ᵀZ₁."""
+PAIR_LIMIT = 20_000_000  # pairs of Z₂ᵀZ₁ nonzeros (≈ 0.6 GB of pair arrays) above which the tiled kind is used
+MATMUL_SPEEDUP = 50.0  # dense multiply-adds per scattered pair at equal time (CPU; larger on a GPU)
+TILE_NUMBERS = 1 << 21  # numbers in one dense (head × chunk) slice of Z₂ᵀZ₁ (16 MB)
+
+
+def entry_levels_and_ranks(blocks: list):
+    """Each nonzero (later column, level of block 1) cell of Z₂ᵀZ₁: its level and its column's rank."""
     b1 = blocks[0]
-    keys = []
-    start = 0
+    q2 = sum(b.nlevels * b.p for b in blocks[1:])
+    keys, start = [], 0
     for b in blocks[1:]:
         for c in range(b.p):
-            col = start + b.codes.astype(np.int64) * b.p + c
-            keys.append(col * b1.nlevels + b1.codes)
+            keys.append(b1.codes.astype(np.int64) * q2 + start + b.codes.astype(np.int64) * b.p + c)
         start += b.nlevels * b.p
-    return len(np.unique(np.concatenate(keys))) if keys else 0
+    ukeys = np.unique(np.concatenate(keys))
+    return ukeys // q2, column_rank(blocks)[ukeys % q2]
+
+
+def pair_count(levels: np.ndarray, l1: int) -> int:
+    """Pairs (r1 ≥ r2) of entries within each level: Σ_j n_j (n_j + 1) / 2."""
+    n = np.bincount(levels, minlength=l1).astype(np.int64)
+    return int(np.sum(n * (n + 1) // 2))
+
+
+def tiled_kind(blocks: list, head: int | None = None, speedup: float | None = None) -> TiledLaterBlocks:
+    """The tiled kind with the head size of least estimated cost (or the given ``head``).
+
+    Cost of a head of H columns: the tail's pairs plus H²·l1·p1² dense
+    multiply-adds divided by ``speedup`` (:data:`MATMUL_SPEEDUP` on a CPU,
+    20× that on an accelerator). Candidates: 0, powers of two below q2, q2.
+    """
+    b1 = blocks[0]
+    q2 = sum(b.nlevels * b.p for b in blocks[1:])
+    if head is None:
+        if speedup is None:
+            speedup = MATMUL_SPEEDUP * (1 if jax.default_backend() == "cpu" else 20)
+        levels, rank = entry_levels_and_ranks(blocks)
+        n_all = np.bincount(levels, minlength=b1.nlevels).astype(np.int64)
+        best = None
+        for H in sorted({0, q2} | {1 << k for k in range(6, 40) if (1 << k) < q2}):
+            h = np.bincount(levels[rank < H], minlength=b1.nlevels).astype(np.int64)
+            cost = np.sum(n_all * (n_all + 1) // 2 - h * (h + 1) // 2) + H * H * b1.nlevels * b1.p ** 2 / speedup
+            if best is None or cost < best[0]:
+                best = (cost, H)
+        head = best[1]
+    head = int(min(max(head, 0), q2))
+    chunk = int(min(b1.nlevels, max(1, TILE_NUMBERS // max(1, head * b1.p))))
+    return TiledLaterBlocks(head=head, chunk=chunk)
 
 
 def choose_kind(blocks: list, schur: str = "auto"):
-    """The kind of the later blocks for this design (``schur`` forces "pairs" or "matmul")."""
+    """The kind of the later blocks for this design.
+
+    ``schur`` forces the dense kind's update ("pairs", "matmul") or the tiled
+    kind ("tiled"); "auto" picks the nested kind when it applies, else the
+    tiled kind when the pairs would pass :data:`PAIR_LIMIT`, else the
+    pair scatter or the dense matmul by density (:func:`use_matmul`).
+    """
+    if schur not in ("auto", "pairs", "matmul", "tiled"):
+        raise ValueError(f"schur must be 'auto', 'pairs', 'matmul' or 'tiled', not {schur!r}")
     if len(blocks) == 1:
         return NoLaterBlocks()
     if nested_in_first(blocks):
         return NestedLaterBlock()
     if schur in ("pairs", "matmul"):
         return DenseLaterBlocks(schur)
+    if schur == "tiled":
+        return tiled_kind(blocks)
     b1 = blocks[0]
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
-    dense = use_matmul(count_entries(blocks), q2, b1.nlevels, b1.p)
+    levels, _ = entry_levels_and_ranks(blocks)
+    if pair_count(levels, b1.nlevels) > PAIR_LIMIT:
+        return tiled_kind(blocks)
+    dense = use_matmul(len(levels), q2, b1.nlevels, b1.p)
     return DenseLaterBlocks("matmul" if dense else "pairs")

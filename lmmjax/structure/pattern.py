@@ -158,7 +158,12 @@ def build_pattern(blocks: list, X: np.ndarray, kind) -> Pattern:
             ent_row, ent_level, row_entry = _entries(z2_col, b1.codes, q2)
             n_entries = len(ent_row)
             n_ent = padded_length(n_entries + 1)  # at least one spare zero entry for padding
-            e1, e2 = _pairs(ent_level, ent_row, l1)
+            if hasattr(kind, "entry_pairs"):
+                e1, e2 = kind.entry_pairs(blocks, ent_row, ent_level, l1)
+            else:
+                e1, e2 = _pairs(ent_level, ent_row, l1)
+            if hasattr(kind, "head_arrays"):
+                arrays.update(kind.head_arrays(blocks, ent_row, ent_level, n_entries, l1))
             target = kind.pair_targets(blocks, ent_row[e1], ent_row[e2])
             n_pair = padded_length(len(e1))
             spare = n_entries  # a zero entry: padded rows and padded pairs point here
