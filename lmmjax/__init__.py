@@ -19,8 +19,10 @@ from .errors import (  # noqa: E402
     SingularFitWarning,
 )
 from .lazy import lazy_module  # noqa: E402
+from .glmer import glmer  # noqa: E402
 from .lmer import lmer  # noqa: E402
 from .results.fit import LmerFit  # noqa: E402
+from .results.glmer_fit import GlmerFit  # noqa: E402
 from .version import __version__  # noqa: E402
 
 # What a fit and its summary do not need loads on first use (see lmmjax.lazy).
@@ -35,7 +37,7 @@ _LAZY_FUNCTIONS = {"power": "powersim", "power_curve": "powersim"}
 
 
 def anova(*fits, **kwargs):
-    """Likelihood-ratio tests of nested models (REML fits refitted by ML, as lme4).
+    """Likelihood-ratio tests of nested models (REML fits refitted by ML, as lme4; GLMM fits too).
 
     Examples
     --------
@@ -54,6 +56,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "lmer", "anova", "LmerFit", "datasets", "families", "ModelSpecError", "DataWarning", "FewLevelsWarning",
+    "lmer", "glmer", "anova", "LmerFit", "GlmerFit", "datasets", "families", "ModelSpecError", "DataWarning", "FewLevelsWarning",
     "ConvergenceWarning", "SingularFitWarning", "__version__",
 ]

@@ -41,6 +41,7 @@ STAGES = {
     "fitting": 4,
     "results": 5,
     "lmer": 5.5,  # lmer/refit: formula → fit; inference refits by ML through it
+    "glmer": 5.5,  # glmer: formula → GLMM fit
     "inference": 6, "simulate": 6,
     "diagnostics": 7, "powersim": 7,
     # the top floor

@@ -25,43 +25,55 @@ hessian_jit = jax.jit(jax.jacfwd(jax.grad(profiled_deviance)), static_argnums=2)
 
 
 def newton_polish(theta, arrays, dims, lower, gtol=1e-6, max_steps=8):
-    """Newton steps on the exact Hessian until the projected gradient passes ``gtol``.
+    """Newton steps on the exact Hessian of the profiled deviance (see :func:`polish`).
 
     For fits where L-BFGS-B stopped with its line search stalled
     ("ABNORMAL_TERMINATION_IN_LNSRCH") or otherwise short of the gradient
-    test, often at a point as good as lme4's. Free coordinates are those
-    not held at a bound by the gradient; the Hessian's eigenvalues are taken
-    in absolute value (floored) so that every step descends; steps are
-    halved until the deviance falls, and clipped to the bounds. Returns
-    (θ, deviance, gradient).
+    test, often at a point as good as lme4's. Returns (θ, deviance, gradient).
     """
-    theta = np.asarray(theta, float)
-    val, grad = value_and_grad_jit(theta, arrays, dims)
-    dev, g = float(val), np.asarray(grad, float)
+    def value_and_grad(th):
+        val, grad = value_and_grad_jit(th, arrays, dims)
+        return float(val), np.asarray(grad, float)
+
+    return polish(theta, value_and_grad, lambda th: hessian_jit(th, arrays, dims),
+                  lambda th: float(deviance_jit(th, arrays, dims)), lower, gtol, max_steps)
+
+
+def polish(x, value_and_grad, hessian, value, lower, gtol=1e-6, max_steps=8):
+    """Newton steps on an exact Hessian until the projected gradient passes ``gtol``.
+
+    Free coordinates are those not held at a bound by the gradient; the
+    Hessian's eigenvalues are taken in absolute value (floored) so that every
+    step descends; steps are halved until the objective falls, and clipped to
+    the bounds (``lower``; −inf for a free parameter). ``value_and_grad``,
+    ``hessian`` and ``value`` are callables of x returning numpy/float
+    values. Returns (x, value, gradient).
+    """
+    x = np.asarray(x, float)
+    dev, g = value_and_grad(x)
     for _ in range(max_steps):
-        pg = np.asarray(projected_gradient(theta, g, lower))
+        pg = np.asarray(projected_gradient(x, g, lower))
         if not np.isfinite(dev) or np.max(np.abs(pg), initial=0.0) <= gtol * max(1.0, abs(dev)):
             break
-        free = ~((theta <= lower) & (g > 0))
-        H = np.asarray(hessian_jit(theta, arrays, dims), float)[np.ix_(free, free)]
+        free = ~((x <= lower) & (g > 0))
+        H = np.asarray(hessian(x), float)[np.ix_(free, free)]
         if not np.all(np.isfinite(H)):
             break
         lam, V = np.linalg.eigh(0.5 * (H + H.T))
         lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
-        step = np.zeros_like(theta)
+        step = np.zeros_like(x)
         step[free] = -(V / lam) @ (V.T @ g[free])
         for _ in range(30):
-            trial = np.maximum(theta + step, lower)
-            value = float(deviance_jit(trial, arrays, dims))
-            if np.isfinite(value) and value <= dev:
+            trial = np.maximum(x + step, lower)
+            val = value(trial)
+            if np.isfinite(val) and val <= dev:
                 break
             step = 0.5 * step
         else:
             break
-        theta = trial
-        val, grad = value_and_grad_jit(theta, arrays, dims)
-        dev, g = float(val), np.asarray(grad, float)
-    return theta, dev, g
+        x = trial
+        dev, g = value_and_grad(x)
+    return x, dev, g
 
 
 def _status(res, ok: bool, dev: float) -> int:

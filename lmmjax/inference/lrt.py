@@ -41,7 +41,7 @@ class AnovaTable(pd.DataFrame):
 def _covariance_entries(fit) -> set:
     """Free covariance entries of the random part: {(group, col_a, col_b)} with a ≤ b by name."""
     out = set()
-    for tm, _ in term_covariances(fit.model, fit.estimates.theta, fit.sigma):
+    for tm, _ in term_covariances(fit.model, fit.estimates.theta, 1.0):  # names only (GLMMs have no σ)
         group = frozenset(tm.group.split(":"))
         cols = tm.columns
         for i in range(len(cols)):

@@ -9,6 +9,7 @@ design, and each possibility is one class with the same small interface:
   (``uses_pairs``, ``uses_dense_a21``);
 - JAX side: :meth:`factor` — the Schur complement S of the later blocks,
   log|S| and the quadratic form of ``[X y]`` through S⁻¹;
+- :meth:`solve_jax` (S⁻¹ rhs in JAX, from the kept factor: PIRLS's modes);
 - numpy side (after the fit): :meth:`solve` (S⁻¹ rhs) and
   :meth:`inverse_diagonal_blocks` (the per-level diagonal blocks of S⁻¹).
 
@@ -126,6 +127,9 @@ class NoLaterBlocks:
     def solve(self, rest, rhs):
         return rhs
 
+    def solve_jax(self, rest, rhs):
+        return rhs
+
     def inverse_diagonal_blocks(self, rest, blocks):
         return []
 
@@ -183,6 +187,11 @@ class NestedLaterBlock:
         Sinv = np.asarray(rest.L)
         l2, p2 = Sinv.shape[:2]
         return np.einsum("jab,jb...->ja...", Sinv, rhs.reshape((l2, p2) + rhs.shape[1:])).reshape(rhs.shape)
+
+    def solve_jax(self, rest, rhs):
+        """S⁻¹ rhs in JAX (rhs a vector of length q2)."""
+        l2, p2 = rest.L.shape[:2]
+        return jnp.einsum("jab,jb->ja", rest.L, rhs.reshape(l2, p2)).reshape(rhs.shape)
 
     def inverse_diagonal_blocks(self, rest, blocks):
         return list(np.asarray(rest.L))
@@ -261,6 +270,10 @@ class DenseLaterBlocks:
 
     def solve(self, rest, rhs):
         return sla.cho_solve((np.asarray(rest.L), True), rhs)
+
+    def solve_jax(self, rest, rhs):
+        """S⁻¹ rhs in JAX."""
+        return jax.scipy.linalg.cho_solve((rest.L, True), rhs)
 
     def inverse_diagonal_blocks(self, rest, blocks):
         L = np.asarray(rest.L)

@@ -1,0 +1,159 @@
+"""``glmer``: fit a generalized linear mixed model (binomial, Poisson) from an lme4 formula.
+
+Refitting with a new response: the design is ``fit.model`` (a
+:class:`~lmmjax.model.Model` whose ``y`` is the response — for binomial data
+the proportion — and ``weights`` the prior weights, the numbers of trials);
+:func:`objective_data` gives the padded row arrays that the JAX objective
+(:mod:`lmmjax.objective.glmm`) reads, and
+:func:`lmmjax.fitting.glmm.minimize_glmm` fits them. A refit with another
+response replaces ``data["y"]`` (padded with zeros) and may start from
+``fit.theta`` and ``fit.estimates.beta``; :func:`refit_glmm` does that.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
+from .families import get_family
+from .fitting.glmm import minimize_glmm
+from .model import Model, build_model
+from .objective.glmm import fisher_vcov_jit
+from .progress import Progress, first_use
+from .results.glmer_fit import GlmerFit, GlmmEstimates
+
+
+def objective_data(model: Model, y=None) -> dict:
+    """Padded row arrays of the GLMM objective: pattern, index arrays, ``y``, ``wt``, ``offset``.
+
+    ``y`` replaces the model's response (one value per observation used).
+    """
+    pat = model.pattern
+    y = model.y if y is None else np.asarray(y, float)
+    return {**pat.arrays, **model.structure.index, "y": pat.pad(y), "wt": pat.pad(model.weights),
+            "offset": pat.pad(model.offset)}
+
+
+def check_family_response(y: np.ndarray, wt: np.ndarray, family, name: str) -> None:
+    """The response must be in the family's support (ModelSpecError naming the column)."""
+    used = wt > 0
+    yy = y[used]
+    if family.name == "binomial":
+        if np.any((yy < 0) | (yy > 1)):
+            raise ModelSpecError(f"The binomial response {name!r} must be 0/1 or a proportion in [0, 1] "
+                                 f"(with weights= the numbers of trials); it has values outside [0, 1].")
+        k = yy * wt[used]
+        if np.any(np.abs(k - np.round(k)) > 1e-7 * np.maximum(1.0, wt[used])):
+            warnings.warn(f"Non-integer numbers of successes in the binomial response {name!r} "
+                          "(proportion × weights), as glm warns.", UserWarning, stacklevel=4)
+    elif family.name == "poisson":
+        if np.any(yy < 0):
+            raise ModelSpecError(f"The Poisson response {name!r} has negative values; counts must be ≥ 0.")
+        if np.any(np.abs(yy - np.round(yy)) > 1e-7):
+            raise ModelSpecError(f"The Poisson response {name!r} has non-integer values; counts must be "
+                                 "whole numbers.")
+
+
+def _check_nagq(nagq, model: Model) -> int:
+    if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 0:
+        raise ModelSpecError(f"nAGQ must be a whole number ≥ 0 (0, 1 = Laplace, or quadrature nodes), got {nagq!r}.")
+    nagq = int(nagq)
+    if nagq > 1:
+        if len(model.blocks) != 1 or model.blocks[0].p != 1:
+            raise ModelSpecError(
+                f"nAGQ = {nagq} (adaptive Gauss-Hermite quadrature) needs a single scalar random-effect "
+                "term such as (1 | group), as in lme4; this model has "
+                + ", ".join(f"({', '.join(b.columns)} | {b.group})" for b in model.blocks)
+                + ". Use nAGQ = 1 (Laplace).")
+        if nagq > 100:
+            raise ModelSpecError(f"nAGQ = {nagq}: at most 100 quadrature nodes (as lme4).")
+    return nagq
+
+
+def fit_glmm_model(model: Model, family, formula: str, nagq: int = 1, theta0=None, beta0=None,
+                   warn: bool = True) -> GlmerFit:
+    """Fit a prepared GLMM design (``model.y``: response, ``model.weights``: prior weights)."""
+    data = objective_data(model)
+    best = minimize_glmm(data, model.dims, family, model.layout, nagq=nagq, theta0=theta0, beta0=beta0)
+    k = model.layout.size
+    H, source = best.hessian, "fisher"
+    vcov = None
+    if nagq > 0 and H is not None:
+        try:
+            Hinv = np.linalg.inv(H)
+            V = 2.0 * Hinv[k:, k:]
+            if np.all(np.isfinite(V)) and np.all(np.linalg.eigvalsh(0.5 * (V + V.T)) > 0):
+                vcov, source = 0.5 * (V + V.T), "hessian"
+        except np.linalg.LinAlgError:
+            vcov = None
+    if vcov is None:
+        vcov = np.asarray(fisher_vcov_jit(best.opt.theta, best.u, best.beta, data, model.dims, family))
+    est = GlmmEstimates(theta=best.opt.theta, beta=best.beta, u=best.u, vcov=vcov, vcov_source=source,
+                        objective=best.opt.deviance, hessian=H)
+    fit = GlmerFit(model=model, family=family, estimates=est, optsummary=best.opt, formula=formula, nagq=nagq)
+    if warn and not fit.converged:
+        warnings.warn(
+            f"The optimizer did not converge: the largest gradient component is "
+            f"{best.opt.projected_gradient:.2g} ({best.opt.message}"
+            + ("" if best.pirls_converged else "; PIRLS did not converge") + "). Estimates may be off; "
+            "try centring and scaling continuous predictors or simplifying the random effects.",
+            ConvergenceWarning, stacklevel=3)
+    if warn and fit.singular:
+        warnings.warn("Boundary (singular) fit: a random-effect variance is estimated as 0 (or a correlation "
+                      "as ±1); the data do not support this random-effects structure.",
+                      SingularFitWarning, stacklevel=3)
+    return fit
+
+
+def glmer(formula: str, data: pd.DataFrame, family="binomial", nAGQ: int = 1, weights=None,
+          offset=None) -> GlmerFit:
+    """Fit a generalized linear mixed model with lme4's formula syntax.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"cbind(incidence, size - incidence) ~ period + (1 | herd)"``.
+    data : pandas.DataFrame
+    family : "binomial", "poisson" or an object of :mod:`lmmjax.families`
+    nAGQ : int
+        1: Laplace (default); > 1: adaptive Gauss–Hermite with that many nodes
+        (one scalar random-effect term only, as lme4); 0: the first stage
+        only (β from PIRLS).
+    weights : str or array, optional
+        Prior weights; for a binomial proportion response, the numbers of trials.
+    offset : str or array, optional
+        Added to the linear predictor (``offset()`` in the formula too).
+
+    Returns
+    -------
+    GlmerFit
+
+    Examples
+    --------
+    >>> import lmmjax as lmm
+    >>> cbpp = lmm.datasets.load("cbpp")  # doctest: +SKIP
+    >>> fit = lmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)  # doctest: +SKIP
+    >>> round(fit.loglik, 4)  # doctest: +SKIP
+    -92.0263
+    """
+    family = get_family(family)
+    model = build_model(formula, data, reml=False, weights=weights, offset=offset)
+    check_family_response(model.y, model.weights, family, model.frame.formula.response)
+    nagq = _check_nagq(nAGQ, model)
+    with Progress(desc="glmer", unit="s", compiling=first_use(("glmer", model.dims, family.name, family.link, nagq))):
+        return fit_glmm_model(model, family, formula, nagq)
+
+
+def refit_glmm(fit: GlmerFit, y) -> GlmerFit:
+    """The same GLMM design fitted to a new response (one value per observation used), from θ̂ and β̂."""
+    y = np.asarray(y, float)
+    n = fit.model.n_rows
+    if y.shape != (n,) or not np.all(np.isfinite(y)):
+        raise ModelSpecError(f"y must hold {n} finite values (one per row of the model frame).")
+    model = replace(fit.model, frame=replace(fit.model.frame, y=y))
+    check_family_response(y, model.weights, fit.family, "y")
+    return fit_glmm_model(model, fit.family, fit.formula, fit.nagq, theta0=fit.theta,
+                          beta0=fit.estimates.beta, warn=False)

@@ -1,0 +1,276 @@
+"""The immutable result of a GLMM fit: :class:`GlmerFit`, with lme4's accessors.
+
+A record like :class:`~lmmjax.results.fit.LmerFit` without σ and with the
+family. Its model, θ, β and the spherical modes u are kept
+(``fit.model``, ``fit.theta``, ``fit.estimates.beta``, ``fit.estimates.u``)
+so that refits and batched work start from them; the padded row arrays the
+objective reads are :meth:`GlmerFit.objective_data`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from ..errors import ModelSpecError
+from ..fitting.record import OptSummary
+from ..memo import memoized
+from ..model import Model
+from ..structure.lambda_map import lambda2_sparse, t_matrix
+from .glmer_summary import GlmerSummary
+from .predict import predict as predict_link
+from .varcorr import term_covariances, varcorr_table
+
+SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of Λ
+
+
+@dataclass(frozen=True)
+class GlmmEstimates:
+    """Estimates of a GLMM fit (numpy).
+
+    Attributes
+    ----------
+    theta : (k,) relative covariance parameters
+    beta : (p,) fixed effects
+    u : (q,) spherical conditional modes (block 1 level-major, then later blocks)
+    vcov : (p, p) covariance of β̂
+    vcov_source : "hessian" (2·[H⁻¹]_ββ, H the exact Hessian of −2·logLik in (θ, β), as lme4's
+        default) or "fisher" ((R_XᵀR_X)⁻¹ at the mode's working weights: nAGQ = 0, or a
+        Hessian that is not positive definite)
+    objective : the minimised objective (Laplace: −2·logLik)
+    hessian : the Hessian of the objective in (θ, β) (None for nAGQ = 0)
+    """
+
+    theta: np.ndarray
+    beta: np.ndarray
+    u: np.ndarray
+    vcov: np.ndarray
+    vcov_source: str
+    objective: float
+    hessian: object = None
+
+
+def spherical_to_blocks(model: Model, theta, u) -> list:
+    """b = Λu per block as (nlevels, p) arrays (numpy)."""
+    b1 = model.blocks[0]
+    n1 = b1.nlevels * b1.p
+    out = [np.asarray(u[:n1]).reshape(b1.nlevels, b1.p) @ t_matrix(b1.theta_index, theta).T]
+    if len(model.blocks) > 1:
+        b2 = lambda2_sparse(model.blocks, theta) @ np.asarray(u[n1:])
+        start = 0
+        for blk in model.blocks[1:]:
+            size = blk.nlevels * blk.p
+            out.append(b2[start:start + size].reshape(blk.nlevels, blk.p))
+            start += size
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class GlmerFit:
+    """A fitted generalized linear mixed model (see ``lmmjax.glmer``).
+
+    Attributes follow lme4: ``fixef``, ``vcov``, ``theta``, ``varcorr``,
+    ``ranef``, ``loglik``, ``deviance``, ``aic``, ``bic``, ``nobs``,
+    ``ngroups``, ``converged``, ``singular``, ``family``; there is no σ.
+
+    ``loglik`` is lme4's ``logLik``: for the Laplace approximation the
+    conditional log-likelihood (with the binomial constant lchoose(n, k) of
+    aggregated data) − ½|u|² − ½log|L|². ``deviance`` is −2·loglik. lme4's
+    ``deviance()`` of a GLMM is another number (the sum of deviance
+    residuals plus |u|² + log|L|², without the saturated model's
+    log-likelihood). With nAGQ > 1, lme4 (and so ``loglik`` here) sums
+    deviance residuals, so for aggregated binomial or Poisson data it lacks
+    that constant: compare Laplace and quadrature fits with care.
+
+    Examples
+    --------
+    >>> fit = lmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                 cbpp, family="binomial")  # doctest: +SKIP
+    >>> fit.fixef.round(3)  # doctest: +SKIP
+    """
+
+    model: Model
+    family: object
+    estimates: GlmmEstimates
+    optsummary: OptSummary
+    formula: str
+    nagq: int = 1
+
+    # ---- basic attributes -------------------------------------------------
+    @property
+    def reml(self) -> bool:
+        return False
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.estimates.theta.copy()
+
+    @property
+    def nobs(self) -> int:
+        return self.model.nobs
+
+    @property
+    @memoized
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.estimates.beta, index=self.model.frame.fixed_names, name="estimate")
+
+    @property
+    @memoized
+    def vcov(self) -> pd.DataFrame:
+        names = self.model.frame.fixed_names
+        return pd.DataFrame(self.estimates.vcov, index=names, columns=names)
+
+    @property
+    @memoized
+    def varcorr(self) -> pd.DataFrame:
+        """Variances and correlations of the random effects (lme4's ``as.data.frame(VarCorr(m))``)."""
+        vc = varcorr_table(self.model, self.estimates.theta, 1.0)
+        return vc[vc.group != "Residual"].reset_index(drop=True)
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.estimates.objective
+
+    @property
+    def deviance(self) -> float:
+        """−2·loglik (not lme4's ``deviance()``; see the class docstring)."""
+        return self.estimates.objective
+
+    @property
+    def n_params(self) -> int:
+        """Fixed effects + covariance parameters (lme4's ``df`` of logLik)."""
+        return self.model.dims.p + self.model.layout.size
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.n_params
+
+    @property
+    def ngroups(self) -> dict:
+        order = {b.group: min(t for t, _ in b.term_slices) for b in self.model.blocks}
+        return {g: b.nlevels for g, b in sorted(((b.group, b) for b in self.model.blocks), key=lambda z: order[z[0]])}
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.optsummary.success)
+
+    @property
+    def singular(self) -> bool:
+        """lme4's test: a diagonal entry of T below 1e-4."""
+        diag = self.model.layout.diagonal
+        return bool(np.any(self.estimates.theta[diag] < SINGULAR_TOL))
+
+    # ---- random effects ---------------------------------------------------
+    @property
+    @memoized
+    def _modes(self) -> list:
+        return spherical_to_blocks(self.model, self.estimates.theta, self.estimates.u)
+
+    @property
+    @memoized
+    def ranef(self) -> dict:
+        """Conditional modes of the random effects per grouping factor (DataFrames)."""
+        out = {}
+        for blk, b in zip(self.model.blocks, self._modes):
+            out[blk.group] = pd.DataFrame(b, index=pd.Index(blk.levels, name=blk.group), columns=blk.columns)
+        return {g: out[g] for g in self.ngroups}
+
+    # ---- fitted values and residuals -------------------------------------
+    @property
+    @memoized
+    def linear_predictor(self) -> np.ndarray:
+        """η = Xβ + Zb + offset on the rows used."""
+        return self.model.offset + self.model.X @ self.estimates.beta + self.model.z_times(self._modes)
+
+    @property
+    @memoized
+    def fitted(self) -> np.ndarray:
+        """Fitted means μ = g⁻¹(η) (for binomial data: proportions), as lme4's ``fitted``."""
+        return np.asarray(self.family.linkinv(self.linear_predictor), float)
+
+    def residuals(self, kind: str = "deviance") -> np.ndarray:
+        """Residuals of the rows used; lme4's default kind is "deviance".
+
+        Parameters
+        ----------
+        kind : {"deviance", "pearson", "response"}
+            ``"response"``: y − μ (y a proportion for binomial data);
+            ``"pearson"``: (y − μ)·√wt / √V(μ); ``"deviance"``: sign(y − μ)·√dᵢ with
+            dᵢ the unit deviance times the prior weight.
+        """
+        y, wt, mu = self.model.y, self.model.weights, self.fitted
+        r = y - mu
+        if kind == "response":
+            return r
+        if kind == "pearson":
+            return r * np.sqrt(wt) / np.sqrt(np.asarray(self.family.variance(mu), float))
+        if kind == "deviance":
+            d = np.asarray(self.family.dev_resids(y, mu, wt), float)
+            return np.sign(r) * np.sqrt(np.maximum(d, 0.0))
+        raise ModelSpecError(f"Unknown residual kind {kind!r}; use 'deviance', 'pearson' or 'response'.")
+
+    def predict(self, newdata: pd.DataFrame | None = None, re_form=None, type: str = "link") -> np.ndarray:
+        """Predictions on the link scale (``type="link"``) or of the mean (``type="response"``).
+
+        ``newdata`` and ``re_form`` as :meth:`lmmjax.LmerFit.predict` (levels
+        not seen in the fit get random effects of zero; ``re_form="~0"``
+        leaves all random effects out).
+
+        Examples
+        --------
+        >>> fit.predict(re_form="~0", type="response")[:3]  # doctest: +SKIP
+        """
+        if type not in ("link", "response"):
+            raise ModelSpecError(f"predict(type={type!r}): use 'link' or 'response'.")
+        eta = predict_link(self, newdata, re_form)
+        return eta if type == "link" else np.asarray(self.family.linkinv(eta), float)
+
+    # ---- tables -----------------------------------------------------------
+    def coef_table(self) -> pd.DataFrame:
+        """Fixed effects with Wald z tests: ``estimate, std_error, z_value, p_value`` (as lme4's summary)."""
+        beta = self.estimates.beta
+        se = np.sqrt(np.diag(self.estimates.vcov))
+        z = beta / se
+        return pd.DataFrame({"estimate": beta, "std_error": se, "z_value": z,
+                             "p_value": 2.0 * special.ndtr(-np.abs(z))}, index=self.model.frame.fixed_names)
+
+    def confint(self, method: str = "wald", level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals β̂ ± z·SE for the fixed effects; NaN for the ``sd(...)``/``cor(...)`` rows (as lme4)."""
+        if method != "wald":
+            raise ModelSpecError(f"confint(method={method!r}) is not available for GLMMs yet; use 'wald'.")
+        if not 0.0 < level < 1.0:
+            raise ModelSpecError(f"level must be between 0 and 1, got {level!r}.")
+        z = special.ndtri(0.5 + level / 2.0)
+        beta = self.estimates.beta
+        se = np.sqrt(np.diag(self.estimates.vcov))
+        names = [f"sd({r.term1}|{r.group})" if r.term2 is None else f"cor({r.term1},{r.term2}|{r.group})"
+                 for r in self.varcorr.itertuples(index=False)]
+        nan = np.full(len(names), np.nan)
+        out = pd.DataFrame({"lower": np.concatenate([beta - z * se, nan]),
+                            "upper": np.concatenate([beta + z * se, nan])},
+                           index=list(self.model.frame.fixed_names) + names)
+        out.attrs["method"] = "Wald"
+        out.attrs["level"] = level
+        return out
+
+    def summary(self) -> GlmerSummary:
+        """lme4-style summary (``str()`` for the text)."""
+        return GlmerSummary(self, self.coef_table())
+
+    def random_covariances(self) -> list:
+        """Per term: (term matrix, T Tᵀ), the covariance of its random effects."""
+        return term_covariances(self.model, self.estimates.theta, 1.0)
+
+    # ---- printing ---------------------------------------------------------
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def __repr__(self) -> str:
+        return (f"<GlmerFit {self.formula!r} ({self.family!r}, nAGQ={self.nagq}): nobs={self.nobs}, "
+                f"loglik={self.loglik:.4f}, converged={self.converged}, singular={self.singular}>")
