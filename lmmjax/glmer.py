@@ -3,7 +3,7 @@
 Refitting with a new response: the design is ``fit.model`` (a
 :class:`~lmmjax.model.Model` whose ``y`` is the response — for binomial data
 the proportion — and ``weights`` the prior weights, the numbers of trials);
-:func:`objective_data` gives the padded row arrays that the JAX objective
+:func:`lmmjax.fitting.glmm.glmm_data` gives the padded row arrays that the JAX objective
 (:mod:`lmmjax.objective.glmm`) reads, and
 :func:`lmmjax.fitting.glmm.minimize_glmm` fits them. A refit with another
 response replaces ``data["y"]`` (padded with zeros) and may start from
@@ -19,22 +19,10 @@ import pandas as pd
 
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from .families import get_family
-from .fitting.glmm import minimize_glmm
+from .fitting.glmm import glmm_data, minimize_glmm
 from .model import Model, build_model
-from .objective.glmm import fisher_vcov_jit
 from .progress import Progress, first_use
 from .results.glmer_fit import GlmerFit, GlmmEstimates
-
-
-def objective_data(model: Model, y=None) -> dict:
-    """Padded row arrays of the GLMM objective: pattern, index arrays, ``y``, ``wt``, ``offset``.
-
-    ``y`` replaces the model's response (one value per observation used).
-    """
-    pat = model.pattern
-    y = model.y if y is None else np.asarray(y, float)
-    return {**pat.arrays, **model.structure.index, "y": pat.pad(y), "wt": pat.pad(model.weights),
-            "offset": pat.pad(model.offset)}
 
 
 def check_family_response(y: np.ndarray, wt: np.ndarray, family, name: str) -> None:
@@ -76,23 +64,9 @@ def _check_nagq(nagq, model: Model) -> int:
 def fit_glmm_model(model: Model, family, formula: str, nagq: int = 1, theta0=None, beta0=None,
                    warn: bool = True) -> GlmerFit:
     """Fit a prepared GLMM design (``model.y``: response, ``model.weights``: prior weights)."""
-    data = objective_data(model)
+    data = glmm_data(model)
     best = minimize_glmm(data, model.dims, family, model.layout, nagq=nagq, theta0=theta0, beta0=beta0)
-    k = model.layout.size
-    H, source = best.hessian, "fisher"
-    vcov = None
-    if nagq > 0 and H is not None:
-        try:
-            Hinv = np.linalg.inv(H)
-            V = 2.0 * Hinv[k:, k:]
-            if np.all(np.isfinite(V)) and np.all(np.linalg.eigvalsh(0.5 * (V + V.T)) > 0):
-                vcov, source = 0.5 * (V + V.T), "hessian"
-        except np.linalg.LinAlgError:
-            vcov = None
-    if vcov is None:
-        vcov = np.asarray(fisher_vcov_jit(best.opt.theta, best.u, best.beta, data, model.dims, family))
-    est = GlmmEstimates(theta=best.opt.theta, beta=best.beta, u=best.u, vcov=vcov, vcov_source=source,
-                        objective=best.opt.deviance, hessian=H)
+    est = GlmmEstimates(theta=best.opt.theta, beta=best.beta, u=best.u, objective=best.opt.deviance)
     fit = GlmerFit(model=model, family=family, estimates=est, optsummary=best.opt, formula=formula, nagq=nagq)
     if warn and not fit.converged:
         warnings.warn(

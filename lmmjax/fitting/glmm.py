@@ -23,12 +23,27 @@ import jax
 import numpy as np
 import scipy.optimize as so
 
-from ..objective.glmm import first_modes_jit, hessian_jit, objective_jit, value_and_grad_jit
+from ..objective.glmm import fisher_vcov_jit, hessian_jit, value_and_grad_jit
 from .bounds import SNAP_TOL, boundary_saddle_escape, projected_gradient, start_theta
 from .optimize import polish
 from .record import STOP_GRADIENT, STOP_LINESEARCH, STOP_NONFINITE, OptSummary
 
 OPTIONS = dict(maxiter=5000, maxfun=10000, ftol=1e-13, gtol=1e-9, maxcor=20)
+
+
+def glmm_data(model, y=None) -> dict:
+    """Padded row arrays of the GLMM objective for a :class:`~lmmjax.model.Model`.
+
+    The pattern's rows, the structure's index arrays, and ``y`` (the
+    response; binomial: the proportion), ``wt`` (prior weights; binomial:
+    the trials) and ``offset``, padded with zeros. ``y`` replaces the
+    model's response (one value per model-frame row): a refit with a new
+    response is ``minimize_glmm(glmm_data(model, y_new), ...)``.
+    """
+    pat = model.pattern
+    y = model.y if y is None else np.asarray(y, float)
+    return {**pat.arrays, **model.structure.index, "y": pat.pad(y), "wt": pat.pad(model.weights),
+            "offset": pat.pad(model.offset)}
 
 
 class GlmmOptimum(NamedTuple):
@@ -39,23 +54,25 @@ class GlmmOptimum(NamedTuple):
     opt : OptSummary (θ; the deviance is the objective, −2·logLik for Laplace)
     beta : (p,) fixed effects
     u : (q,) spherical conditional modes (flat: block 1 level-major, then later blocks)
-    hessian : (k + p, k + p) exact Hessian of the objective in (θ, β), or (k, k) in θ
-        for nAGQ = 0 (None when it could not be computed)
     pirls_converged : PIRLS converged at the optimum
     """
 
     opt: OptSummary
     beta: np.ndarray
     u: np.ndarray
-    hessian: object
     pirls_converged: bool
 
 
 class _Objective:
-    """The objective of one stage as numpy callables, keeping the last mode for warm starts."""
+    """The objective of one stage as numpy callables, keeping the last mode for warm starts.
+
+    Every call goes through one compiled program (value and gradient);
+    ``joint`` selects stage 1 (x = θ, β from PIRLS) or stage 2 (x = (θ, β)).
+    """
 
     def __init__(self, data, dims, family, joint, nagq, u, beta):
-        self.data, self.dims, self.family, self.joint, self.nagq = data, dims, family, joint, nagq
+        self.data, self.dims, self.family, self.nagq = data, dims, family, nagq
+        self.joint = np.bool_(joint)
         self.u, self.beta = u, beta
         self.k = dims.n_theta
         self.evals = 0
@@ -64,11 +81,14 @@ class _Objective:
         x = np.asarray(x, float)
         return x[: self.k], (self.beta if self.joint else x[self.k:])
 
-    def value_and_grad(self, x):
+    def _call(self, x, cold=False):
         self.evals += 1
         theta, beta = self.split(x)
-        (val, (u, b, conv)), (g_theta, g_beta) = value_and_grad_jit(
-            theta, beta, self.u, self.beta, self.data, self.dims, self.family, self.joint, self.nagq, 1)
+        return value_and_grad_jit(theta, beta, self.u, self.beta, self.joint, np.bool_(cold), self.data,
+                                  self.dims, self.family, self.nagq, 1)
+
+    def value_and_grad(self, x):
+        (val, (u, b, conv)), (g_theta, g_beta) = self._call(x)
         val = float(val)
         if not np.isfinite(val):
             return np.inf, np.zeros(len(x))
@@ -81,21 +101,18 @@ class _Objective:
         return (1e300, g) if not np.isfinite(val) else (val, g)
 
     def value(self, x):
-        self.evals += 1
-        theta, beta = self.split(x)
-        val, _ = objective_jit(theta, beta, self.u, self.beta, self.data, self.dims, self.family,
-                               self.joint, self.nagq, 1)
+        (val, _), _ = self._call(x)
         return float(val)
 
     def hessian(self, x):
-        x = np.asarray(x, float)
-        return np.asarray(hessian_jit(x, self.u, self.beta, self.data, self.dims, self.family,
-                                      self.joint, self.nagq, 2), float)
-
-    def mode(self, x):
         theta, beta = self.split(x)
-        _, (u, b, conv) = objective_jit(theta, beta, self.u, self.beta, self.data, self.dims, self.family,
-                                        self.joint, self.nagq, 1)
+        xx = np.concatenate([theta, np.asarray(beta, float)])
+        H = np.asarray(hessian_jit(xx, self.u, self.beta, self.joint, self.data, self.dims, self.family,
+                                   self.nagq, 2), float)
+        return H[: self.k, : self.k] if self.joint else H
+
+    def mode(self, x, cold=False):
+        (_, (u, b, conv)), _ = self._call(x, cold)
         return np.asarray(u), np.asarray(b), bool(conv)
 
 
@@ -165,10 +182,11 @@ def minimize_glmm(data, dims, family, layout, nagq: int = 1, theta0=None, beta0=
     t0 = time.perf_counter()
     data = jax.device_put(data)
     theta_start = start_theta(np.asarray(layout.lower, float)) if theta0 is None else np.asarray(theta0, float)
-    u, beta = first_modes_jit(theta_start, data, dims, family)
+    stage1 = _Objective(data, dims, family, True, 1, np.zeros(dims.l1 * dims.p1 + dims.q2), np.zeros(dims.p))
+    stage1.u, stage1.beta, _ = stage1.mode(theta_start, cold=True)  # lme4's start η = g(initialize(y))
+    u, beta = stage1.u, stage1.beta
     if beta0 is not None:
         beta = np.asarray(beta0, float)
-    stage1 = _Objective(data, dims, family, True, 1, u, beta)  # stage 1: Laplace at the joint mode
     if theta0 is None or nagq == 0:
         x1, f1, pg, ok, nit, msg, snapped = _stage(stage1, theta_start, layout, gtol)
         u, beta, _ = stage1.mode(x1)
@@ -187,15 +205,57 @@ def minimize_glmm(data, dims, family, layout, nagq: int = 1, theta0=None, beta0=
         optimizer = ("L-BFGS-B (scipy) over θ then (θ, β), exact gradients through the mode, "
                      "Newton steps on the exact Hessian")
     u, beta, pirls_ok = obj.mode(x)
-    try:
-        H = obj.hessian(x)
-        H = H if np.all(np.isfinite(H)) else None
-    except Exception:  # noqa: BLE001  (a Hessian that fails leaves the fit without Hessian SEs)
-        H = None
     status = STOP_GRADIENT if ok else (STOP_NONFINITE if not np.isfinite(f1) else STOP_LINESEARCH)
     opt = OptSummary(theta_start=theta_start, theta=np.asarray(theta, float), deviance=float(f1),
                      n_evaluations=evals, n_iterations=nit, optimizer=optimizer, message=msg,
                      projected_gradient=pg, success=ok and pirls_ok, seconds=time.perf_counter() - t0,
                      snapped=snapped, status=status)
-    return GlmmOptimum(opt=opt, beta=np.asarray(beta, float), u=np.asarray(u, float), hessian=H,
-                       pirls_converged=pirls_ok)
+    return GlmmOptimum(opt=opt, beta=np.asarray(beta, float), u=np.asarray(u, float), pirls_converged=pirls_ok)
+
+
+def glmm_vcov(data, dims, family, nagq: int, theta, beta, u):
+    """cov(β̂) of a GLMM fit, as lme4's ``vcov``: (V, source, H).
+
+    With nAGQ ≥ 1, ``V = 2·[H⁻¹]_ββ`` with H the exact Hessian of the
+    objective (−2·logLik) in (θ, β) (``jax.hessian``; lme4 approximates it
+    by finite differences), source "hessian". With nAGQ = 0, or where H is
+    not finite or V not positive definite, ``V = (R_XᵀR_X)⁻¹`` at the mode's
+    working weights, source "fisher" (lme4's ``use.hessian = FALSE``).
+    """
+    k = dims.n_theta
+    H = None
+    if nagq > 0:
+        x = np.concatenate([np.asarray(theta, float), np.asarray(beta, float)])
+        H = np.asarray(hessian_jit(x, np.asarray(u, float), np.asarray(beta, float), np.bool_(False), data,
+                                   dims, family, nagq, 2), float)
+        if np.all(np.isfinite(H)):
+            try:
+                V = 2.0 * np.linalg.inv(H)[k:, k:]
+                V = 0.5 * (V + V.T)
+                if np.all(np.isfinite(V)) and np.all(np.linalg.eigvalsh(V) > 0):
+                    return V, "hessian", H
+            except np.linalg.LinAlgError:
+                pass
+    V = np.asarray(fisher_vcov_jit(np.asarray(theta, float), np.asarray(u, float), np.asarray(beta, float),
+                                   data, dims, family))
+    return V, "fisher", H
+
+
+def objective_at(model, family, nagq: int = 1):
+    """The stage-2 objective (−2·logLik for Laplace) as a function of (θ, β), numpy in and out.
+
+    Each call runs PIRLS from lme4's cold start, so values do not depend on
+    earlier calls. For checks against lme4's ``glmer(devFunOnly = TRUE)``.
+    """
+    data = jax.device_put(glmm_data(model))
+    dims = model.dims
+    q = dims.l1 * dims.p1 + dims.q2
+
+    def value(par):
+        par = np.asarray(par, float)
+        k = dims.n_theta
+        (val, _), _ = value_and_grad_jit(par[:k], par[k:], np.zeros(q), np.zeros(dims.p), np.bool_(False),
+                                         np.bool_(True), data, dims, family, nagq, 1)
+        return float(val)
+
+    return value

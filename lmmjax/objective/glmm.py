@@ -71,6 +71,11 @@ def _mu_eta_over_var(family, eta):
     return family.mu_eta(eta) / family.variance(mu)
 
 
+def canonical(family) -> bool:
+    """True for a canonical link (observed and Fisher weights agree)."""
+    return (family.name, family.link) in (("binomial", "logit"), ("poisson", "log"))
+
+
 def working_values(eta, data, family, observed: bool):
     """Row weights and working response (offset included) for a Newton/PIRLS step at η.
 
@@ -85,7 +90,7 @@ def working_values(eta, data, family, observed: bool):
     var = family.variance(mu)
     half_grad = -wt * (y - mu) * me / var  # ½ ∂dev/∂η
     w = wt * me * me / var
-    if observed:
+    if observed and not canonical(family):
         g = partial(_mu_eta_over_var, family)
         dg = jax.jvp(g, (eta,), (jnp.ones_like(eta),))[1]
         w = w - wt * (y - mu) * dg
@@ -94,25 +99,35 @@ def working_values(eta, data, family, observed: bool):
     return jnp.where(ok, w, 0.0), z
 
 
-def pls_solve(theta, eta, beta, data, dims, family, joint: bool, observed: bool):
-    """One PIRLS / Newton step from η: the new (u, β) and the factor at the step's weights."""
+def pls_solve(theta, eta, beta, data, dims, family, joint, observed: bool):
+    """One PIRLS / Newton step from η: the new (u, β).
+
+    ``joint`` (a traced bool) takes β̂ from the step (stage 1); else β stays.
+    """
     w, z = working_values(eta, data, family, observed)
     arrays = {**data, **cross_products(data, w, z, data["offset"], dims)}
     f = factorize(theta, arrays, dims, True)
-    if joint:
-        beta = estimates_from_factor(f, dims).beta
+    beta = jnp.where(joint, estimates_from_factor(f, dims).beta, beta)
     coef = arrays["xy_map"] @ jnp.append(-beta, 1.0)
     return solve_modes(theta, f, arrays, w, coef, dims), beta
 
 
-def pirls(theta, beta, u0, beta0, data, dims, family, joint: bool, maxit: int = PIRLS_MAXIT):
+def start_eta(data, family):
+    """lme4's first η: g(family.initialize(y, wt)) (0 on padded rows)."""
+    mu0 = family.initialize(data["y"], data["wt"])
+    return jnp.where(data["wt"] > 0, family.linkfun(jnp.where(data["wt"] > 0, mu0, 0.5)), 0.0)
+
+
+def pirls(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: int = PIRLS_MAXIT):
     """Conditional modes by PIRLS with step halving (no gradients flow through).
 
-    Returns (u, β, penalised deviance, iterations, converged). In the second
-    stage (``joint=False``) β is the given one and ``beta0`` is ignored.
+    Starts from (u0, β0) (β0 only when ``joint``; else β is the given one),
+    or, when ``cold`` (traced bool), from lme4's η = g(initialize(y)).
+    Returns (u, β, penalised deviance, iterations, converged).
     """
     theta, beta, u0, beta0 = (lax.stop_gradient(a) for a in (theta, beta, u0, beta0))
-    b_start = beta0 if joint else beta
+    b_start = jnp.where(joint, beta0, beta)
+    eta_cold = start_eta(data, family)
 
     def pdev(u, b):
         return penalized_deviance(theta, u, b, data, dims, family)
@@ -122,7 +137,7 @@ def pirls(theta, beta, u0, beta0, data, dims, family, joint: bool, maxit: int = 
 
     def body(s):
         u, b, old, it, _ = s
-        eta = linear_predictor(theta, u, b, data, dims)
+        eta = jnp.where(cold & (it == 0), eta_cold, linear_predictor(theta, u, b, data, dims))
         un, bn = pls_solve(theta, eta, beta, data, dims, family, joint, False)
         new = pdev(un, bn)
 
@@ -139,23 +154,15 @@ def pirls(theta, beta, u0, beta0, data, dims, family, joint: bool, maxit: int = 
         done = (step <= PIRLS_STEP_TOL * scale) | (jnp.abs(old - new) <= 1e-15 * jnp.abs(new))
         return un, bn, new, it + 1, done
 
-    start = (u0, b_start, pdev(u0, b_start), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    old0 = jnp.where(cold, jnp.inf, pdev(u0, b_start))
+    start = (u0, b_start, old0, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
     return lax.while_loop(cond, body, start)
 
 
-def first_modes(theta, data, dims, family):
-    """lme4's start: one joint PIRLS step from η = g(family.initialize(y, wt)), then PIRLS."""
-    mu0 = family.initialize(data["y"], data["wt"])
-    eta0 = jnp.where(data["wt"] > 0, family.linkfun(mu0), 0.0)
-    u, beta = pls_solve(theta, eta0, jnp.zeros(dims.p), data, dims, family, True, False)
-    out = pirls(theta, beta, u, beta, data, dims, family, True)
-    return out[0], out[1]
-
-
-def mode_with_derivatives(theta, beta, u0, beta0, data, dims, family, joint, newton_steps):
+def mode_with_derivatives(theta, beta, u0, beta0, data, dims, family, joint, cold, newton_steps):
     """(u, β, converged): the mode, then ``newton_steps`` differentiable exact Newton steps."""
-    u, b, _, _, conv = pirls(theta, beta, u0, beta0, data, dims, family, joint)
-    b = b if joint else beta
+    u, b, _, _, conv = pirls(theta, beta, u0, beta0, data, dims, family, joint, cold)
+    b = jnp.where(joint, b, beta)
     for _ in range(newton_steps):
         eta = linear_predictor(theta, u, b, data, dims)
         u, b = pls_solve(theta, eta, beta, data, dims, family, joint, True)
@@ -211,12 +218,14 @@ def agq_deviance(theta, u, beta, data, dims, family, nagq: int):
     return jnp.sum(devc0) + f.logdet_L - 2.0 * jnp.sum(log_mult)
 
 
-def glmm_objective(theta, beta, u0, beta0, data, dims, family, joint: bool, nagq: int, newton_steps: int = 1):
-    """The fit's objective at θ (joint) or (θ, β), with the mode as auxiliary output.
+def glmm_objective(theta, beta, u0, beta0, joint, cold, data, dims, family, nagq: int, newton_steps: int = 1):
+    """The fit's objective at θ (``joint``: β from PIRLS, stage 1) or (θ, β), and the mode.
 
-    Returns (deviance, (u, β, converged)).
+    ``joint`` and ``cold`` are traced booleans, so both stages and the first
+    (cold) evaluation share one compiled program. Returns
+    (deviance, (u, β, converged)).
     """
-    u, b, conv = mode_with_derivatives(theta, beta, u0, beta0, data, dims, family, joint, newton_steps)
+    u, b, conv = mode_with_derivatives(theta, beta, u0, beta0, data, dims, family, joint, cold, newton_steps)
     if nagq > 1:
         dev = agq_deviance(theta, u, b, data, dims, family, nagq)
     else:
@@ -224,24 +233,20 @@ def glmm_objective(theta, beta, u0, beta0, data, dims, family, joint: bool, nagq
     return dev, (lax.stop_gradient(u), lax.stop_gradient(b), conv)
 
 
-_STATIC = (5, 6, 7, 8, 9)  # dims, family, joint, nagq, newton_steps
+_STATIC = (7, 8, 9, 10)  # dims, family, nagq, newton_steps
 
 
-def _objective_x(x, u0, beta0, data, dims, family, joint, nagq, newton_steps=2):
-    """The objective as a function of x = (θ, β) (θ alone when ``joint``)."""
+def _objective_x(x, u0, beta0, joint, data, dims, family, nagq, newton_steps=2):
+    """The objective as a function of x = (θ, β) (for the Hessian; β = x[k:])."""
     k = dims.n_theta
-    beta = beta0 if joint else x[k:]
-    return glmm_objective(x[:k], beta, u0, beta0, data, dims, family, joint, nagq, newton_steps)[0]
+    return glmm_objective(x[:k], x[k:], u0, beta0, joint, False, data, dims, family, nagq, newton_steps)[0]
 
 
-#: (deviance, (u, β, converged)) at θ (joint) or (θ, β).
-objective_jit = jax.jit(glmm_objective, static_argnums=_STATIC)
-#: ((deviance, aux), (∂/∂θ, ∂/∂β)).
+#: ((deviance, (u, β, converged)), (∂/∂θ, ∂/∂β)): the one program of the search.
 value_and_grad_jit = jax.jit(jax.value_and_grad(glmm_objective, argnums=(0, 1), has_aux=True),
                              static_argnums=_STATIC)
-#: Exact Hessian in x = (θ, β) (θ alone when joint), two Newton steps from the mode.
-hessian_jit = jax.jit(jax.hessian(_objective_x), static_argnums=(4, 5, 6, 7, 8))
-first_modes_jit = jax.jit(first_modes, static_argnums=(2, 3))
+#: Exact Hessian in x = (θ, β), two Newton steps from the mode (β̂ from PIRLS when ``joint``).
+hessian_jit = jax.jit(jax.hessian(_objective_x), static_argnums=(5, 6, 7, 8))
 
 
 def fisher_vcov(theta, u, beta, data, dims, family):

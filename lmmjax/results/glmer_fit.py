@@ -4,7 +4,7 @@ A record like :class:`~lmmjax.results.fit.LmerFit` without σ and with the
 family. Its model, θ, β and the spherical modes u are kept
 (``fit.model``, ``fit.theta``, ``fit.estimates.beta``, ``fit.estimates.u``)
 so that refits and batched work start from them; the padded row arrays the
-objective reads are :meth:`GlmerFit.objective_data`.
+objective reads are :func:`lmmjax.fitting.glmm.glmm_data` of the model.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import special
 
 from ..errors import ModelSpecError
+from ..fitting.glmm import glmm_data, glmm_vcov
 from ..fitting.record import OptSummary
 from ..memo import memoized
 from ..model import Model
@@ -35,21 +36,13 @@ class GlmmEstimates:
     theta : (k,) relative covariance parameters
     beta : (p,) fixed effects
     u : (q,) spherical conditional modes (block 1 level-major, then later blocks)
-    vcov : (p, p) covariance of β̂
-    vcov_source : "hessian" (2·[H⁻¹]_ββ, H the exact Hessian of −2·logLik in (θ, β), as lme4's
-        default) or "fisher" ((R_XᵀR_X)⁻¹ at the mode's working weights: nAGQ = 0, or a
-        Hessian that is not positive definite)
     objective : the minimised objective (Laplace: −2·logLik)
-    hessian : the Hessian of the objective in (θ, β) (None for nAGQ = 0)
     """
 
     theta: np.ndarray
     beta: np.ndarray
     u: np.ndarray
-    vcov: np.ndarray
-    vcov_source: str
     objective: float
-    hessian: object = None
 
 
 def spherical_to_blocks(model: Model, theta, u) -> list:
@@ -118,9 +111,27 @@ class GlmerFit:
 
     @property
     @memoized
+    def _vcov(self) -> tuple:
+        est = self.estimates
+        return glmm_vcov(glmm_data(self.model), self.model.dims, self.family, self.nagq, est.theta, est.beta, est.u)
+
+    @property
     def vcov(self) -> pd.DataFrame:
+        """cov(β̂), as lme4: 2·[H⁻¹]_ββ from the exact Hessian H of −2·logLik in (θ, β)
+        (computed on first use); for nAGQ = 0 (or a Hessian that is not positive
+        definite) (R_XᵀR_X)⁻¹ at the working weights (see :attr:`vcov_source`)."""
         names = self.model.frame.fixed_names
-        return pd.DataFrame(self.estimates.vcov, index=names, columns=names)
+        return pd.DataFrame(self._vcov[0], index=names, columns=names)
+
+    @property
+    def vcov_source(self) -> str:
+        """"hessian" or "fisher": how :attr:`vcov` was computed."""
+        return self._vcov[1]
+
+    @property
+    def hessian(self):
+        """Exact Hessian of −2·logLik in (θ, β) at the optimum (None for nAGQ = 0)."""
+        return self._vcov[2]
 
     @property
     @memoized
@@ -235,7 +246,7 @@ class GlmerFit:
     def coef_table(self) -> pd.DataFrame:
         """Fixed effects with Wald z tests: ``estimate, std_error, z_value, p_value`` (as lme4's summary)."""
         beta = self.estimates.beta
-        se = np.sqrt(np.diag(self.estimates.vcov))
+        se = np.sqrt(np.diag(self._vcov[0]))
         z = beta / se
         return pd.DataFrame({"estimate": beta, "std_error": se, "z_value": z,
                              "p_value": 2.0 * special.ndtr(-np.abs(z))}, index=self.model.frame.fixed_names)
@@ -248,7 +259,7 @@ class GlmerFit:
             raise ModelSpecError(f"level must be between 0 and 1, got {level!r}.")
         z = special.ndtri(0.5 + level / 2.0)
         beta = self.estimates.beta
-        se = np.sqrt(np.diag(self.estimates.vcov))
+        se = np.sqrt(np.diag(self._vcov[0]))
         names = [f"sd({r.term1}|{r.group})" if r.term2 is None else f"cor({r.term1},{r.term2}|{r.group})"
                  for r in self.varcorr.itertuples(index=False)]
         nan = np.full(len(names), np.nan)
