@@ -36,7 +36,7 @@ FORMULA = "y ~ service * lectage + (1 | s) + (1 | d) + (1 | dept)"
 PY = f"""
 import time, warnings
 import lmmjax as lmm
-from lmmjax.inference import _cache
+from lmmjax import memo
 warnings.simplefilter("ignore")
 df = lmm.datasets.load("insteval")
 def timed(f):
@@ -46,10 +46,10 @@ def means_and_pairs():
     em = fit.emmeans("lectage", by="service")
     return em, em.pairs(adjust="tukey")
 em_first, (em, pr) = timed(means_and_pairs)
-_cache._CACHE.pop(fit, None)
+memo.clear(fit)
 em_warm, (em, pr) = timed(means_and_pairs)
 em_cached, (em, pr) = timed(means_and_pairs)
-_cache._CACHE.pop(fit, None)
+memo.clear(fit)
 kr_first, emk = timed(lambda: fit.emmeans("lectage", by="service", ddf="kenward-roger"))
 RESULT = dict(fit_first=fit_first, em_first=em_first, em_warm=em_warm, em_cached=em_cached, kr_first=kr_first,
               reml_crit=fit.deviance,

@@ -47,13 +47,13 @@ def lmmjax_code(load: str, formula: str, do_profile: bool, do_anova: bool) -> st
     return f"""
 import time, warnings
 import numpy as np, pandas as pd, lmmjax as lmm
-from lmmjax.inference import _cache
+from lmmjax import memo
 warnings.simplefilter("ignore")
 df = {load}
 def timed(f):
     t = time.perf_counter(); out = f(); return time.perf_counter() - t, out
 def fresh(fit):
-    _cache._CACHE.pop(fit, None)
+    memo.clear(fit)
 fit_first, fit = timed(lambda: lmm.lmer({formula!r}, df))
 fit_warm, fit = timed(lambda: lmm.lmer({formula!r}, df))
 satt_first, st = timed(lambda: fit.coef_table())
