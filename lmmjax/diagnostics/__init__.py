@@ -1,8 +1,10 @@
 """Diagnostics: residuals, influence, red flags, plots and the analysis report.
 
 - :func:`check` — red flags (:class:`RedFlag`: code, plain-language message,
-  what to do); ``fit.check()``;
-- :func:`report` — the methods-and-results paragraph; ``fit.report()``;
+  what to do); ``fit.check()``; for GLMMs :mod:`~lmmjax.diagnostics.glmm_flags`
+  (separation, overdispersion, zero variance, events per parameter);
+- :func:`report` — the methods-and-results paragraph; ``fit.report()``; for
+  GLMMs :mod:`~lmmjax.diagnostics.glmm_report` (odds or rate ratios);
 - :func:`plot_diagnostics` — the standard panel of plots; ``fit.plot_diagnostics()``
   (the single plots are in :mod:`lmmjax.diagnostics.plots`, also ``lmm.plot``);
 - :func:`residuals`, :func:`leverage` — residuals of each kind (response,
@@ -21,11 +23,12 @@ FlagList([], notes=[])
 """
 from . import plots
 from .compare import compare, format_comparison
-from .flags import FlagList, RedFlag, check
+from .dispatch import check, report
+from .flags import FlagList, RedFlag
 from .influence import Influence, cooks_distance, influence
 from .information import variance_component_uncertainty
 from .plots import diagnostics as plot_diagnostics
-from .report import report, variance_intervals
+from .report import variance_intervals
 from .residuals import leverage, marginal_variance, residuals
 
 __all__ = [

@@ -250,6 +250,9 @@ run_glmer("grouseticks", "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (
           grouseticks, "grouseticks", poisson())
 run_glmer("grouseticks_nagq0", "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
           grouseticks, "grouseticks", poisson(), nAGQ = 0L)
+run_glmer("grouseticks_no_olre", "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)",
+          grouseticks, "grouseticks", poisson(),
+          extra = list(purpose = "overdispersed (no observation-level random effect): check()'s overdispersion flag"))
 ## then the rest
 run_glmer("binary_slope", "y ~ x + (x | g)", slope_data, "simulated", bin,
           extra = list(data = stored(slope_data),
