@@ -114,8 +114,8 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", nAGQ: int = 1, we
     -92.0263
     """
     family = get_family(family)
-    model = build_model(formula, data, reml=False, weights=weights, offset=offset)
-    check_family_response(model.y, model.weights, family, model.frame.formula.response)
+    # the formula layer reads and checks the family's response forms (cbind, factors, counts...)
+    model = build_model(formula, data, reml=False, weights=weights, offset=offset, family=family)
     nagq = _check_nagq(nAGQ, model)
     with Progress(desc="glmer", unit="s", compiling=first_use(("glmer", model.dims, family.name, family.link, nagq))):
         return fit_glmm_model(model, family, formula, nagq)

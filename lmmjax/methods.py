@@ -36,6 +36,7 @@ import pandas as pd
 from .lazy import lazy_module
 from .lmer import refit as refit_fit
 from .results.fit import LmerFit
+from .results.glmer_fit import GlmerFit
 from .results.summary import FitSummary
 
 # loaded when a method first needs them, so that ``import lmmjax`` stays light (see lmmjax.lazy)
@@ -169,10 +170,15 @@ METHODS = {
 }
 
 
-def attach(cls: type = LmerFit) -> None:
-    """Give ``cls`` the methods of :data:`METHODS` (idempotent)."""
-    for name, fn in METHODS.items():
+#: method name on GlmerFit → the function above (the others are GlmerFit's own or LMM-only).
+GLMM_METHODS = {"check": check, "report": report}
+
+
+def attach(cls: type = LmerFit, methods: dict = METHODS) -> None:
+    """Give ``cls`` the methods of ``methods`` (idempotent)."""
+    for name, fn in methods.items():
         setattr(cls, name, fn)
 
 
 attach()
+attach(GlmerFit, GLMM_METHODS)

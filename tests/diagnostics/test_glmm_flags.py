@@ -156,3 +156,14 @@ def test_report_gives_rate_ratios_for_poisson_and_link_scale_for_probit(cbpp, ti
 def test_report_refuses_a_bad_level(cbpp):
     with pytest.raises(lmm.ModelSpecError, match="level must be between 0 and 1"):
         report(stand_in(glmer_fixture("cbpp_agg"), cbpp), level=95)
+
+
+def test_a_real_glmer_fit_with_cbind_checks_clean_and_reports_odds_ratios(cbpp):
+    ref = glmer_fixture("cbpp_agg")
+    fit = lmm.glmer(ref["formula"], cbpp, family="binomial")
+    assert abs(fit.loglik - ref["loglik"]) < 1e-5
+    np.testing.assert_allclose(fit.model.weights, cbpp["size"])
+    flags = fit.check()
+    assert flags.codes == [] and flags.notes == []
+    text = fit.report(width=10_000)
+    assert f"period[T.2] OR {np.exp(ref['fixef'][1]):.4f}" in text and "842 binomial trials" in text
