@@ -23,6 +23,7 @@ from .glmer import glmer  # noqa: E402
 from .lmer import lmer  # noqa: E402
 from .results.fit import LmerFit  # noqa: E402
 from .results.glmer_fit import GlmerFit  # noqa: E402
+from .structure.residual import AR1, CAR1, VarIdent  # noqa: E402
 from .version import __version__  # noqa: E402
 
 # What a fit and its summary do not need loads on first use (see lmmjax.lazy).
@@ -56,6 +57,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "lmer", "glmer", "anova", "LmerFit", "GlmerFit", "datasets", "families", "ModelSpecError", "DataWarning", "FewLevelsWarning",
+    "lmer", "glmer", "anova", "LmerFit", "GlmerFit", "AR1", "CAR1", "VarIdent", "datasets", "families", "ModelSpecError",
+    "DataWarning", "FewLevelsWarning",
     "ConvergenceWarning", "SingularFitWarning", "__version__",
 ]

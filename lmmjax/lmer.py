@@ -10,7 +10,7 @@ import pandas as pd
 from .errors import ConvergenceWarning, SingularFitWarning
 from .fitting.optimize import minimize_deviance
 from .fitting.reparam import boundary_theta, reparametrisation
-from .fitting.start import choose_start
+from .fitting.start import choose_start, residual_restarts
 from .memo import cached
 from .model import Model, build_model
 from .progress import Progress, first_use
@@ -49,6 +49,17 @@ def _singular_message(fit: LmerFit) -> str:
     return text
 
 
+def _minimize_from(model: Model, start, restarts: bool):
+    """The optimizer record from ``start``, or the best of it and the residual-φ restarts
+    (:func:`lmmjax.fitting.start.residual_restarts`) for a fresh fit with AR residuals."""
+    opt = minimize_deviance(model.arrays, model.dims, model.layout, theta0=start)
+    for alt_start in (residual_restarts(model, start) if restarts else []):
+        alt = minimize_deviance(model.arrays, model.dims, model.layout, theta0=alt_start)
+        if alt.deviance < opt.deviance - 1e-8 * max(1.0, abs(opt.deviance)):
+            opt = replace(alt, theta_start=start, message=alt.message + " (best of several starting values of phi)")
+    return opt
+
+
 def optimize_theta(model: Model, theta0=None):
     """The optimizer record for θ of ``model`` (in its own parametrisation) and the point estimates.
 
@@ -62,11 +73,11 @@ def optimize_theta(model: Model, theta0=None):
     plan = reparametrisation(model)
     if plan is None:
         start = choose_start(model) if theta0 is None else theta0
-        opt = minimize_deviance(model.arrays, model.dims, model.layout, theta0=start)
+        opt = _minimize_from(model, start, restarts=theta0 is None)
         return opt, point_estimates(model, opt.theta)
     scaled = plan.model
     start = choose_start(scaled) if theta0 is None else plan.to_scaled(theta0)
-    opt = minimize_deviance(scaled.arrays, scaled.dims, scaled.layout, theta0=start)
+    opt = _minimize_from(scaled, start, restarts=theta0 is None)
     theta = plan.to_original(opt.theta)
     at_scaled = point_estimates(scaled, opt.theta)
     estimates = replace(point_estimates(model, theta), beta=at_scaled.beta, sigma=at_scaled.sigma,
@@ -94,7 +105,8 @@ def fit_model(model: Model, formula: str, theta0=None, warn: bool = True) -> Lme
     return fit
 
 
-def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None) -> LmerFit:
+def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None,
+         correlation=None, variance=None) -> LmerFit:
     """Fit a linear mixed model with lme4's formula syntax.
 
     Parameters
@@ -115,6 +127,16 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
         A known term added to the linear predictor (a column name or one
         value per data row), as lme4's ``offset=``; ``offset(expr)`` in the
         formula works too and the two add up.
+    correlation : AR1, CAR1 or str, optional
+        Residual correlation within groups, as nlme ``corAR1``/``corCAR1``:
+        ``lmm.AR1(group="Rat")`` (row order), ``lmm.AR1(group="Rat",
+        time="Time")`` (integer times, gaps allowed), ``lmm.CAR1(group=,
+        time=)`` (continuous times), or the strings ``"ar1(Time | Rat)"``,
+        ``"car1(Time | Subject)"``. The group need not be a random-effect
+        factor, but one random-effect factor must be constant within it.
+    variance : VarIdent, optional
+        One residual SD per level of a column (nlme ``varIdent``).
+        The estimates are in ``fit.residual_params``.
 
     A fit that takes more than a second shows a timer (and "compiling…" for a
     model structure new to the process); ``LMMJAX_PROGRESS=0`` turns it off.
@@ -132,7 +154,8 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
     25.59
     """
     reml = check_bool(reml, "reml")
-    model = build_model(formula, data, reml=reml, weights=weights, offset=offset)
+    model = build_model(formula, data, reml=reml, weights=weights, offset=offset, correlation=correlation,
+                        variance=variance)
     with Progress(desc="lmer", unit="s", compiling=first_use(("lmer", model.dims))):
         return fit_model(model, formula)
 

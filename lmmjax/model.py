@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import jax
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -12,6 +13,9 @@ from .memo import memoized
 from .formula.glm_response import glm_prior_weights
 from .formula.model_frame import ModelFrame, build_model_frame
 from .objective.crossprod import cross_products_jit, design_products_jit
+from .objective.residual import whitened_products_jit, whitening_rows
+from .structure.pattern import pad_rows
+from .structure.residual import build_residual_rows
 from .structure.blocks import ThetaLayout, build_blocks, sparse_z, sparse_z1
 from .structure.crossprod import Dims, Structure, build_structure
 
@@ -33,6 +37,11 @@ class Model:
         variance σ²/wᵢ; a zero weight leaves the row out of the likelihood.
     offset : ndarray (nobs,)
         Known part of the linear predictor (0 without an offset).
+    residual : ResidualRows or None
+        A residual covariance structure (AR(1), CAR(1), VarIdent). Its
+        parameters follow the T entries in θ, and ``arrays`` then holds the
+        raw rows: the cross-products depend on those parameters and are
+        computed at every evaluation (:mod:`lmmjax.objective.residual`).
     """
 
     frame: ModelFrame
@@ -43,6 +52,7 @@ class Model:
     offset: np.ndarray
     arrays: dict
     data_name: str | None = None
+    residual: object = None  # ResidualRows (lmmjax.structure.residual) or None
 
     @property
     def dims(self) -> Dims:
@@ -93,16 +103,31 @@ class Model:
 
     # ---- cross-product values -------------------------------------------------------
     def values(self, weights=None, y=None) -> dict:
-        """Index arrays and cross-product values for other weights and/or response."""
+        """Index arrays and cross-product values for other weights and/or response.
+
+        With a residual structure: the raw padded rows the whitening reads.
+        """
         w = self.weights if weights is None else np.asarray(weights, float)
         y = self.y if y is None else np.asarray(y, float)
         pat = self.pattern
+        if self.residual is not None:
+            rows = self.residual if weights is None else self.residual.relinked(w)
+            extra = np.arange(self.n_rows, pat.n_rows)
+            return {**self.structure.index, **pat.arrays, "w": pat.pad(w), "y": pat.pad(y),
+                    "offset": pat.pad(self.offset), "pred": np.concatenate([rows.pred, extra]).astype(np.int32),
+                    "has_pred": pad_rows(rows.has_pred, pat.n_rows, False), "dt": pat.pad(rows.dt, 1.0),
+                    "var_codes": pad_rows(rows.var_codes.astype(np.int32), pat.n_rows),
+                    "nobs": np.float64(np.sum(w > 0))}
         vals = cross_products_jit(pat.arrays, pat.pad(w), pat.pad(y), pat.pad(self.offset), self.dims)
         return {**self.structure.index, **vals}
 
     def response_inputs(self) -> dict:
         """Inputs of :func:`lmmjax.objective.crossprod.response_arrays` (batched refits)."""
         pat = self.pattern
+        if self.residual is not None:
+            raw = self.values()
+            return dict(raw={k: v for k, v in raw.items() if k != "y"}, pattern=pat.arrays, w=raw["w"],
+                        offset=raw["offset"], index=self.structure.index)
         w = pat.pad(self.weights)
         return dict(pattern=pat.arrays, w=w, offset=pat.pad(self.offset), index=self.structure.index,
                     design=design_products_jit(pat.arrays, w, self.dims))
@@ -122,16 +147,25 @@ class Model:
         return replace(self, frame=replace(self.frame, y=y), arrays=self.values(y=y))
 
     def with_weights(self, weights: np.ndarray) -> "Model":
-        """The same design with other prior weights (0 removes a row, e.g. deletion refits)."""
+        """The same design with other prior weights (0 removes a row, e.g. deletion refits).
+
+        With AR residuals a removed row is a missing time point: its
+        successor's predecessor becomes the row before it.
+        """
         weights = np.asarray(weights, dtype=float)
+        if self.residual is not None:
+            rows = self.residual.relinked(weights)
+            model = replace(self, weights=weights, residual=rows)
+            if self.dims.residual.doubled:
+                model = replace(model, structure=self._structure(self.blocks, self.X, rows=rows))
+            return replace(model, arrays=model.values())
         return replace(self, weights=weights, arrays=self.values(weights=weights))
 
     def with_fixed_columns(self, keep) -> "Model":
         """The same random part and rows with only the fixed-effect columns ``keep`` (positions)."""
         keep = list(keep)
         frame = replace(self.frame, X=self.X[:, keep], fixed_names=[self.frame.fixed_names[j] for j in keep])
-        structure = build_structure(self.blocks, frame.X, self.reml, self.layout.size,
-                                    schur=getattr(self.dims.kind, "schur", "auto"))
+        structure = self._structure(self.blocks, frame.X)
         model = replace(self, frame=frame, structure=structure)
         return replace(model, arrays=model.values())
 
@@ -144,9 +178,40 @@ class Model:
         kind = self.dims.kind
         if getattr(kind, "schur", schur) == schur:
             return self
-        structure = build_structure(self.blocks, self.X, self.reml, self.layout.size, schur=schur)
+        structure = self._structure(self.blocks, self.X, schur=schur)
         model = replace(self, structure=structure)
         return replace(model, arrays=model.values())
+
+    def _structure(self, blocks, X, schur=None, rows=None) -> Structure:
+        """A structure for other blocks/X with this model's residual structure and Schur choice."""
+        schur = getattr(self.dims.kind, "schur", "auto") if schur is None else schur
+        return build_structure(blocks, X, self.reml, self.layout.n_t, schur=schur,
+                               residual=self.residual if rows is None else rows)
+
+    def arrays_at(self, theta) -> dict:
+        """The objective's cross-product arrays at θ (the stored ones without a residual structure)."""
+        if self.residual is None:
+            return self.arrays
+        return jax.tree_util.tree_map(np.asarray, whitened_products_jit(np.asarray(theta, float), self.arrays,
+                                                                        self.dims))
+
+    def whitening(self, theta) -> sp.csr_matrix:
+        """The sparse n × n matrix P with P Σ Pᵀ = σ² I on the rows (I without a residual structure;
+        rows out of the likelihood are zero)."""
+        if self.residual is None:
+            return sp.diags(np.sqrt(self.weights)).tocsr()
+        s, rho, c = whitening_rows(theta, self.residual, self.weights, self.dims.residual)
+        n = self.n_rows
+        rows = np.arange(n)
+        lag = sp.csr_matrix((-c * rho * s[self.residual.pred], (rows, self.residual.pred)), shape=(n, n))
+        return (sp.diags(c * s) + lag).tocsr()
+
+    def a21_at(self, theta) -> sp.csr_matrix:
+        """Z₂ᵀWZ₁ (weighted, or whitened with a residual structure) at θ."""
+        if self.residual is None:
+            return self.A21
+        P = self.whitening(theta)
+        return ((P @ self.Z2).T @ (P @ sparse_z1(self.blocks[0]))).tocsr()
 
     def z_times(self, b_blocks: list) -> np.ndarray:
         """Z b for random effects given per block as (nlevels, p) arrays."""
@@ -202,12 +267,31 @@ def model_offset(offset, data, frame) -> np.ndarray:
     return total
 
 
+def order_for_residual(blocks: list, rows) -> list:
+    """Blocks with one that is constant within the AR groups first (block 1 must be:
+    whitened rows mix a row with its predecessor, which must share block 1's level)."""
+    if rows is None or rows.correlation is None or rows.constant_within_groups(blocks[0].codes):
+        return blocks
+    for i, b in enumerate(blocks):
+        if rows.constant_within_groups(b.codes):
+            return [b] + blocks[:i] + blocks[i + 1:]
+    g = rows.correlation.group
+    raise ModelSpecError(
+        f"The AR group {g!r} is not nested in any random-effect grouping factor "
+        f"({[b.group for b in blocks]}): one of them must be constant within each level of {g!r}. "
+        f"Add a random effect for {g!r} (e.g. '(1 | {g})'), or use a group nested in a grouping factor.")
+
+
 def build_model(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None,
-                family=None) -> Model:
+                family=None, correlation=None, variance=None) -> Model:
     """Parse, check and precompute everything for ``formula`` on ``data``.
 
     With a GLM ``family`` the response is glm's (binomial: the proportion) and
     the prior weights include the binomial trials of ``cbind(successes, failures)``.
+
+    ``correlation`` (AR1, CAR1 or their string form) and ``variance``
+    (VarIdent) add a residual covariance structure
+    (:mod:`lmmjax.structure.residual`).
 
     Examples
     --------
@@ -222,6 +306,12 @@ def build_model(formula: str, data: pd.DataFrame, reml: bool = True, weights=Non
         w = glm_prior_weights(mf.glm, w, weights_given=weights is not None)
     off = model_offset(offset, data, mf)
     blocks, layout = build_blocks(mf)
-    structure = build_structure(blocks, mf.X, reml, layout.size)
-    model = Model(frame=mf, blocks=blocks, layout=layout, structure=structure, weights=w, offset=off, arrays={})
+    rows = build_residual_rows(correlation, variance, data, mf.positions, w)
+    if rows is not None:
+        blocks = order_for_residual(blocks, rows)
+    structure = build_structure(blocks, mf.X, reml, layout.size, residual=rows)
+    if rows is not None:
+        layout = layout.with_residual(rows.names, structure.dims.residual.kinds)
+    model = Model(frame=mf, blocks=blocks, layout=layout, structure=structure, weights=w, offset=off, arrays={},
+                  residual=rows)
     return replace(model, arrays=model.values())

@@ -10,13 +10,14 @@ Available data sets
 -------------------
 ``sleepstudy``, ``dyestuff``, ``dyestuff2``, ``penicillin``, ``pastes``,
 ``insteval``, ``cake``; for GLMMs ``cbpp``, ``grouseticks`` and
-``verbagg`` (lme4's ``VerbAgg``; its ordered ``resp`` is returned unordered).
+``verbagg`` (lme4's ``VerbAgg``; its ordered ``resp`` is returned unordered);
+for residual structures ``ovary`` and ``bodyweight`` (nlme's ``Ovary``, ``BodyWeight``).
 
 Examples
 --------
 >>> from lmmjax import datasets
 >>> datasets.available()
-['cake', 'cbpp', 'dyestuff', 'dyestuff2', 'grouseticks', 'insteval', 'pastes', 'penicillin', 'sleepstudy', 'verbagg']
+['bodyweight', 'cake', 'cbpp', 'dyestuff', 'dyestuff2', 'grouseticks', 'insteval', 'ovary', 'pastes', 'penicillin', 'sleepstudy', 'verbagg']
 >>> df = datasets.load("sleepstudy")
 >>> df.shape
 (180, 3)

@@ -145,8 +145,10 @@ def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNA
         alt = run(start)
         if alt.fun < res.fun - 1e-10 * max(1.0, abs(res.fun)):
             res = alt
-    theta, _, snapped = snap_deviance(np.array(res.x, dtype=float), float(res.fun), lower, arrays, dims, snap_tol)
-    theta, snapped = np.asarray(theta), tuple(int(i) for i in np.nonzero(np.asarray(snapped))[0])
+    theta, snapped = np.array(res.x, dtype=float), ()
+    if np.any(np.isfinite(lower) & (theta > lower) & (theta < snap_tol)):  # else nothing to snap (no compile)
+        theta, _, snapped = snap_deviance(theta, float(res.fun), lower, arrays, dims, snap_tol)
+        theta, snapped = np.asarray(theta), tuple(int(i) for i in np.nonzero(np.asarray(snapped))[0])
     val, grad = value_and_grad_jit(theta, arrays, dims)
     dev = float(val)
     pg = float(np.max(np.abs(np.asarray(projected_gradient(theta, np.asarray(grad), lower))), initial=0.0))

@@ -144,7 +144,7 @@ def reparametrisation(model) -> Reparametrisation | None:
             Z[:, sl] = np.linalg.solve(maps[k][1].T, Z[:, sl].T).T  # Z̃ = Z D⁻¹
             k += 1
         blocks.append(replace(blk, Z=Z))
-    structure = build_structure(blocks, model.X, model.reml, model.layout.size,
-                                schur=getattr(model.dims.kind, "schur", "auto"))
+    structure = build_structure(blocks, model.X, model.reml, model.layout.n_t,
+                                schur=getattr(model.dims.kind, "schur", "auto"), residual=model.residual)
     scaled = replace(model, blocks=blocks, structure=structure)
     return Reparametrisation(model=replace(scaled, arrays=scaled.values()), maps=maps)

@@ -181,7 +181,12 @@ def response_arrays(y, inputs: dict, dims) -> dict:
     structure's index arrays) and ``design`` (:func:`design_products` at
     ``w``), as made by :meth:`lmmjax.model.Model.response_inputs`. Under
     ``jax.vmap`` over ``y`` only the response part is batched.
+
+    With a residual structure (``dims.residual``) the objective reads raw rows
+    (``inputs["raw"]``) and whitens them at every evaluation.
     """
+    if dims.residual is not None:
+        return {**inputs["raw"], "y": y}
     resp = response_products(inputs["pattern"], inputs["w"], y - inputs["offset"], dims, inputs["design"])
     return {**inputs["index"], **assemble(inputs["design"], resp)}
 

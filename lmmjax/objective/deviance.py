@@ -29,6 +29,7 @@ import jax.numpy as jnp
 from ..program_cache import cached_jit
 from ..structure.kinds import small_inverse
 from ..structure.lambda_map import t_from_theta
+from .residual import whitened_products
 
 jax.config.update("jax_enable_x64", True)
 
@@ -67,6 +68,8 @@ def factorize(theta, arrays, dims, keep_factor=False) -> Factor:
     ``rest``; without it a dense later block goes through a log-determinant
     whose derivative rule is cheaper.
     """
+    if dims.residual is not None:
+        arrays = whitened_products(theta, arrays, dims)
     T1 = t_from_theta(theta, arrays["T1_index"])
     A11, A1X = arrays["A11"], arrays["A1X"]
     M11 = jnp.einsum("ba,jbc,cd->jad", T1, A11, T1) + jnp.eye(dims.p1, dtype=A11.dtype)

@@ -50,7 +50,8 @@ def schur_inverse_blocks(model: Model, f: Factor) -> list:
 
 def conditional_modes(model: Model, est: PointEstimates) -> list:
     """Conditional modes b = Λu per block, each an (nlevels, p) array."""
-    dims, arr, f, theta = model.dims, model.arrays, est.factor, est.theta
+    dims, f, theta = model.dims, est.factor, est.theta
+    arr = model.arrays_at(theta)  # with a residual structure: the whitened cross-products at θ
     b1 = model.blocks[0]
     T1 = t_matrix(b1.theta_index, theta)
     # the arrays hold [X̃ ỹ] = [X, y − offset] K⁻¹ (objective.crossprod): map the coefficients
@@ -61,7 +62,7 @@ def conditional_modes(model: Model, est: PointEstimates) -> list:
         u1 = np.einsum("jab,jb->ja", M11inv, c1)
         return [u1 @ T1.T]
     Lam2 = lambda2_sparse(model.blocks, theta)
-    A21 = model.A21
+    A21 = model.a21_at(theta)
     c2 = Lam2.T @ (np.asarray(arr["A2X"]) @ coef)
     y1 = np.einsum("ab,jbc,jc->ja", T1, M11inv, c1).ravel()
     rhs2 = c2 - Lam2.T @ (A21 @ y1)
@@ -93,7 +94,7 @@ def conditional_variances(model: Model, est: PointEstimates, chunk: int = 2048) 
     if dims.q2 == 0:
         return [s2 * np.einsum("ab,jbc,dc->jad", T1, M11inv, T1)]
     Lam2 = lambda2_sparse(model.blocks, theta)
-    M21 = (Lam2.T @ model.A21 @ sp.kron(sp.eye(b1.nlevels), sp.csr_matrix(T1))).tocsc()
+    M21 = (Lam2.T @ model.a21_at(theta) @ sp.kron(sp.eye(b1.nlevels), sp.csr_matrix(T1))).tocsc()
     p1 = b1.p
     nested = isinstance(dims.kind, NestedLaterBlock)
     if nested:

@@ -20,6 +20,7 @@ from ..fitting.record import OptSummary
 from ..fitting.reparam import boundary_theta
 from ..memo import memoized
 from ..model import Model
+from ..objective.residual import natural_params
 from .estimates import PointEstimates, conditional_modes, conditional_variances
 from .predict import predict
 from .varcorr import sdcor_vector, varcorr_table
@@ -95,6 +96,20 @@ class LmerFit:
     def sdcor(self) -> pd.Series:
         """Standard deviations, correlations and σ, named as in ``confint``."""
         return sdcor_vector(self.model, self.estimates.theta, self.sigma)
+
+    @property
+    @memoized
+    def residual_params(self) -> pd.Series:
+        """Residual-structure parameters on their natural scale: ``phi`` (AR1/CAR1) and
+        ``sd_ratio[<level>]`` per non-reference level (VarIdent); empty without a structure.
+
+        ``fit.theta`` holds them on the optimizer's unconstrained scale after the T entries.
+        """
+        rows = self.model.residual
+        if rows is None:
+            return pd.Series([], dtype=float, name="estimate")
+        values = natural_params(self.estimates.theta, self.model.dims.residual)
+        return pd.Series(values, index=rows.names, name="estimate")
 
     @property
     def deviance(self) -> float:

@@ -56,27 +56,55 @@ class Block:
 
 @dataclass(frozen=True)
 class ThetaLayout:
-    """How θ maps to model terms (formula order) and which entries are bounded."""
+    """How θ maps to model terms (formula order) and which entries are bounded.
+
+    Residual-structure parameters (:mod:`lmmjax.structure.residual`) follow
+    the entries of the T factors: term, row and column −1, unbounded (they
+    are optimised on an unconstrained scale: atanh φ for AR(1), logit φ for
+    CAR(1), log SD ratios; :func:`lmmjax.objective.residual.natural_params`),
+    and their kind in ``residual_kinds``.
+    """
 
     lower: np.ndarray  # lower bound per θ entry: 0 on diagonals of T, -inf elsewhere
     names: list  # e.g. "Subject: Intercept", "Subject: Days,Intercept"
-    term_of: np.ndarray  # term position of each θ entry
+    term_of: np.ndarray  # term position of each θ entry (−1: residual parameter)
     row: np.ndarray  # row of the entry within its term's T
     col: np.ndarray  # column of the entry within its term's T
+    residual_kinds: tuple = ()  # kinds of the trailing residual parameters ("ar1_phi", "log_sd_ratio", ...)
 
     @property
     def size(self) -> int:
         return len(self.lower)
 
     @property
+    def n_t(self) -> int:
+        """Entries of the T factors (the θ of lme4), before any residual parameters."""
+        return self.size - len(self.residual_kinds)
+
+    @property
     def kind(self) -> np.ndarray:
-        """What each parameter is: "diagonal" (of a T, ≥ 0) or "offdiagonal" (free)."""
-        return np.where(self.row == self.col, "diagonal", "offdiagonal")
+        """What each parameter is: "diagonal" (of a T, ≥ 0), "offdiagonal" (free), or a residual kind."""
+        t_kind = np.where(self.row[: self.n_t] == self.col[: self.n_t], "diagonal", "offdiagonal")
+        if not self.residual_kinds:
+            return t_kind
+        return np.concatenate([t_kind.astype(object), np.array(self.residual_kinds, dtype=object)])
 
     @property
     def diagonal(self) -> np.ndarray:
         """Mask of the diagonal entries of the T factors (variance parameters, bounded at 0)."""
-        return self.row == self.col
+        return (self.row == self.col) & (self.term_of >= 0)
+
+    @property
+    def residual(self) -> np.ndarray:
+        """Mask of the residual-structure parameters."""
+        return self.term_of < 0
+
+    def with_residual(self, names: list, kinds: tuple) -> "ThetaLayout":
+        """This layout with residual parameters appended (unbounded; their names and kinds)."""
+        k = len(kinds)
+        return ThetaLayout(np.concatenate([self.lower, np.full(k, -np.inf)]), list(self.names) + list(names),
+                           np.concatenate([self.term_of, np.full(k, -1)]), np.concatenate([self.row, np.full(k, -1)]),
+                           np.concatenate([self.col, np.full(k, -1)]), tuple(self.residual_kinds) + tuple(kinds))
 
     @property
     def bounds(self) -> list:

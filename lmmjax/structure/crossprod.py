@@ -12,6 +12,7 @@ import numpy as np
 
 from .kinds import choose_kind
 from .pattern import Pattern, build_pattern
+from .residual import residual_dims
 
 #: Pattern arrays the factorization reads directly (the rest feed the cross-products only).
 FACTOR_KEYS = ("ent_row", "ent_level", "pair_level", "pair_target")
@@ -35,6 +36,7 @@ class Dims:
     reml: bool
     kind: object  # a block kind from lmmjax.structure.kinds (hashable)
     a22_shape: tuple = (0, 0)
+    residual: object = None  # a ResidualDims (lmmjax.structure.residual) or None
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,25 +48,34 @@ class Structure:
     index: dict  # θ-map and factor index arrays (lam_index, lam_weight, T1_index, T2_index, ent_*, pair_*)
 
 
-def build_structure(blocks: list, X: np.ndarray, reml: bool, n_theta: int, schur="auto") -> Structure:
+def build_structure(blocks: list, X: np.ndarray, reml: bool, n_theta: int, schur="auto",
+                    residual=None) -> Structure:
     """Choose the block kind, build the pattern and the index arrays.
 
     ``schur`` is passed to :func:`~lmmjax.structure.kinds.choose_kind`
     ("auto", "pairs", "matmul", "tiled"), or is a block kind object to use.
 
+    ``residual`` (:class:`~lmmjax.structure.residual.ResidualRows`) adds a
+    residual covariance structure: ``n_theta`` then counts the T entries
+    only, and when a later block is not constant within the AR groups the
+    pattern carries each row's predecessor's later-block columns too (a
+    dense kind is used then).
+
     Examples
     --------
     >>> structure = build_structure(blocks, mf.X, reml=True, n_theta=layout.size)  # doctest: +SKIP
     """
-    kind = choose_kind(blocks, schur) if isinstance(schur, str) else schur  # a kind object is used as given
+    doubled = residual is not None and not all(residual.constant_within_groups(b.codes) for b in blocks[1:])
+    kind = choose_kind(blocks, schur, allow_nested=not doubled) if isinstance(schur, str) else schur
     b1 = blocks[0]
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
-    pattern = build_pattern(blocks, X, kind)
+    pattern = build_pattern(blocks, X, kind, pred=residual.pred if doubled else None)
     index = dict(T1_index=b1.theta_index.astype(np.int32), **kind.index_arrays(blocks))
     keys = FACTOR_KEYS + tuple(getattr(kind, "factor_keys", ()))
     index.update({k: pattern.arrays[k] for k in keys if k in pattern.arrays})
     kmax = index["lam_index"].shape[1]
     a22_shape = tuple(kind.a22_shape(blocks)) if q2 > 0 else (0, 0)
     dims = Dims(p=X.shape[1], l1=b1.nlevels, p1=b1.p, q2=q2, kmax=kmax, n_theta=n_theta, reml=bool(reml),
-                kind=kind, a22_shape=a22_shape)
+                kind=kind, a22_shape=a22_shape,
+                residual=residual_dims(residual, n_theta, sum(b.p for b in blocks[1:]), doubled))
     return Structure(dims=dims, pattern=pattern, index=index)

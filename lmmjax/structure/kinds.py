@@ -482,19 +482,21 @@ def tiled_kind(blocks: list, head: int | None = None, speedup: float | None = No
     return TiledLaterBlocks(head=head, chunk=chunk)
 
 
-def choose_kind(blocks: list, schur: str = "auto"):
+def choose_kind(blocks: list, schur: str = "auto", allow_nested: bool = True):
     """The kind of the later blocks for this design.
 
     ``schur`` forces the dense kind's update ("pairs", "matmul") or the tiled
     kind ("tiled"); "auto" picks the nested kind when it applies, else the
     tiled kind when the pairs would pass :data:`PAIR_LIMIT`, else the
     pair scatter or the dense matmul by density (:func:`use_matmul`).
+    ``allow_nested=False`` skips the nested kind (AR residuals whose
+    whitened rows touch two levels of the later block).
     """
     if schur not in ("auto", "pairs", "matmul", "tiled"):
         raise ValueError(f"schur must be 'auto', 'pairs', 'matmul' or 'tiled', not {schur!r}")
     if len(blocks) == 1:
         return NoLaterBlocks()
-    if nested_in_first(blocks):
+    if allow_nested and nested_in_first(blocks):
         return NestedLaterBlock()
     if schur in ("pairs", "matmul"):
         return DenseLaterBlocks(schur)

@@ -129,12 +129,18 @@ def _pairs(ent_level: np.ndarray, ent_row: np.ndarray, l1: int):
     return e1[order], e2[order]
 
 
-def build_pattern(blocks: list, X: np.ndarray, kind) -> Pattern:
+def build_pattern(blocks: list, X: np.ndarray, kind, pred: np.ndarray | None = None) -> Pattern:
     """The pattern of ``[Z X y]'W[Z X y]`` for blocks ordered largest first.
 
     ``kind`` is the later blocks' :mod:`block kind <lmmjax.structure.kinds>`;
     it says which of the arrays it needs (entries and pairs, a dense Z₂ᵀZ₁,
     a nested per-level A22).
+
+    ``pred`` (row → predecessor row, for AR residuals whose whitened rows
+    mix two rows) appends to each row its predecessor's later-block columns
+    with value 0 (``k2`` doubles); the whitening fills in their values
+    (:mod:`lmmjax.objective.residual`). Block 1 must be constant within the
+    AR groups, so a row and its predecessor share its level.
     """
     n, p = X.shape
     n_pad = padded_length(n)
@@ -149,6 +155,9 @@ def build_pattern(blocks: list, X: np.ndarray, kind) -> Pattern:
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
     if q2 > 0:
         z2_col, z2_val, _ = _rest_columns(blocks, n)
+        if pred is not None:
+            z2_col = np.concatenate([z2_col, z2_col[pred]], axis=1)
+            z2_val = np.concatenate([z2_val, np.zeros_like(z2_val)], axis=1)
         arrays["z2_col"] = pad_rows(z2_col.astype(np.int32), n_pad)
         arrays["z2_val"] = pad_rows(z2_val, n_pad)
         arrays["slot22"] = pad_rows(kind.a22_slots(blocks, z2_col).astype(np.int64), n_pad)

@@ -32,8 +32,10 @@ fmt_double <- function(x) {
   out
 }
 
-export_one <- function(rname, fname, gz = FALSE) {
-  d <- get(rname, envir = asNamespace("lme4"))
+export_one <- function(rname, fname, gz = FALSE, pkg = "lme4") {
+  env <- new.env()
+  utils::data(list = rname, package = pkg, envir = env)
+  d <- get(rname, envir = env)
   d <- as.data.frame(d)
   factors <- list()
   ordered <- character(0)
@@ -71,8 +73,8 @@ export_one <- function(rname, fname, gz = FALSE) {
     dtypes = dtypes,
     factors = if (length(factors)) factors else structure(list(), names = character(0)),
     ordered = I(ordered),
-    source = sprintf("lme4 %s (R %s), exported by tests/reference/export_datasets.R",
-                     as.character(packageVersion("lme4")),
+    source = sprintf("%s %s (R %s), exported by tests/reference/export_datasets.R", pkg,
+                     as.character(packageVersion(pkg)),
                      paste(R.version$major, R.version$minor, sep = "."))
   )
   write_json(meta, file.path(outdir, paste0(fname, ".json")),
@@ -99,3 +101,6 @@ export_one("cake", "cake")
 export_one("cbpp", "cbpp")
 export_one("grouseticks", "grouseticks")
 export_one("VerbAgg", "verbagg", gz = TRUE)
+## nlme's data for the residual-structure fixtures (make_residual_reference.R)
+export_one("Ovary", "ovary", pkg = "nlme")
+export_one("BodyWeight", "bodyweight", pkg = "nlme")

@@ -1,0 +1,146 @@
+"""Residual covariance structures (lmm.AR1, lmm.CAR1, lmm.VarIdent) against nlme ``lme``.
+
+Fixtures: tests/reference/make_residual_reference.R (nlme, REML and ML, tight
+lmeControl). Tolerances (issue 12): logLik within 1e-5 (a better optimum is
+allowed), fixed effects 1e-4 relative, SEs 1e-3 relative, φ and SD ratios
+1e-3. Each structure compiles its own programs (~10 s on a loaded 2-core
+machine), so only a few cases run by default; the rest are marked slow.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+import lmmjax as lmm
+from lmmjax.errors import ModelSpecError
+from tests.reference_data import load_fixture
+
+OVARY = "follicles ~ np.sin(2*np.pi*Time) + np.cos(2*np.pi*Time) + (1 + np.sin(2*np.pi*Time) || Mare)"
+
+
+def _irregular_sleepstudy():
+    ref = load_fixture("residual", "sleepstudy_car1")
+    ss = lmm.datasets.load("sleepstudy")
+    df = ss.iloc[np.asarray(ref["rows"]) - 1].copy()
+    df["Time"] = ref["time"]
+    return df
+
+
+CASES = {
+    "ovary_ar1": (OVARY, "ovary", dict(correlation=lmm.AR1(group="Mare"))),
+    "bodyweight_ar1": ("weight ~ Time * Diet + (Time | Rat)", "bodyweight", dict(correlation=lmm.AR1(group="Rat"))),
+    "sleepstudy_ar1": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", dict(correlation="ar1(Days | Subject)")),
+    "sleepstudy_ar1_gaps": ("Reaction ~ Days + (1 | Subject)", "irregular",
+                            dict(correlation=lmm.AR1(group="Subject", time="Days"))),
+    "sleepstudy_car1": ("Reaction ~ Days + (1 | Subject)", "irregular", dict(correlation="car1(Time | Subject)")),
+    "bodyweight_varident": ("weight ~ Time * Diet + (1 | Rat)", "bodyweight", dict(variance=lmm.VarIdent("Diet"))),
+    "bodyweight_ar1_varident": ("weight ~ Time * Diet + (1 | Rat)", "bodyweight",
+                                dict(correlation=lmm.AR1(group="Rat"), variance=lmm.VarIdent("Diet"))),
+}
+FAST = {("ovary_ar1", "REML"), ("sleepstudy_car1", "ML"), ("bodyweight_ar1_varident", "REML"),
+        ("bodyweight_ar1", "REML")}
+_FITS = {}
+
+
+def residual_fit(name, method):
+    key = (name, method)
+    if key not in _FITS:
+        formula, data, kw = CASES[name]
+        df = _irregular_sleepstudy() if data == "irregular" else lmm.datasets.load(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _FITS[key] = lmm.lmer(formula, df, reml=method == "REML", **kw)
+    return _FITS[key]
+
+
+PARAMS = [pytest.param(n, m, marks=() if (n, m) in FAST else pytest.mark.slow)
+          for n in CASES for m in ("REML", "ML")]
+
+
+@pytest.mark.parametrize("name,method", PARAMS)
+def test_matches_nlme(name, method):
+    ref = load_fixture("residual", name)[method]
+    fit = residual_fit(name, method)
+    assert fit.converged
+    assert fit.loglik > ref["loglik"] - 1e-5  # no worse than nlme
+    assert fit.loglik < ref["loglik"] + 1e-3  # and the same optimum (nlme stops a little short sometimes)
+    np.testing.assert_allclose(fit.fixef.to_numpy(), list(ref["fixef"].values()), rtol=1e-4)
+    np.testing.assert_allclose(np.sqrt(np.diag(fit.vcov)), list(ref["se"].values()), rtol=1e-3)
+    np.testing.assert_allclose(fit.sigma, ref["sigma"], rtol=1e-3)
+    rp = fit.residual_params
+    if ref["phi"] is not None:
+        np.testing.assert_allclose(rp["phi"], ref["phi"], atol=1e-3)
+    ratios = ref["sd_ratio"] or {}  # [] in the JSON without VarIdent
+    for level, ratio in ratios.items():
+        if f"sd_ratio[{level}]" in rp.index:
+            np.testing.assert_allclose(rp[f"sd_ratio[{level}]"], ratio, atol=1e-3)
+        else:
+            assert ratio == 1  # the reference level
+    assert len(rp) == (ref["phi"] is not None) + max(len(ratios) - 1, 0)
+    assert fit.n_params == ref["n_par"]  # AIC/BIC count the residual parameters as nlme does
+
+
+def test_plain_nlme_and_lme4_loglik_agree():
+    """nlme's REML/ML log-likelihoods without a residual structure are lme4's (same definition)."""
+    ref = load_fixture("residual", "sleepstudy_plain")
+    fit = lmm.lmer("Reaction ~ Days + (Days | Subject)", lmm.datasets.load("sleepstudy"))
+    np.testing.assert_allclose(fit.loglik, ref["REML"]["loglik"], atol=1e-5)
+
+
+def test_bodyweight_local_optimum_is_avoided():
+    """From φ = 0 alone L-BFGS-B stops at φ ≈ 0.989 (1.84 log-likelihood units short);
+    the extra starting values of φ find nlme's optimum."""
+    fit = residual_fit("bodyweight_ar1", "REML")
+    assert abs(fit.residual_params["phi"] - 0.5316) < 1e-3
+
+
+# ---- bad input -------------------------------------------------------------------------------
+def _ss():
+    return lmm.datasets.load("sleepstudy")
+
+
+def test_missing_group_column_is_named():
+    with pytest.raises(ModelSpecError, match="group column 'Patient' is not in the data"):
+        lmm.lmer("Reaction ~ Days + (1 | Subject)", _ss(), correlation=lmm.AR1(group="Patient"))
+
+
+def test_duplicate_times_are_named():
+    df = _ss()
+    df.loc[1, "Days"] = 0.0
+    with pytest.raises(ModelSpecError, match="time column 'Days' has duplicate times"):
+        lmm.lmer("Reaction ~ Days + (1 | Subject)", df, correlation=lmm.AR1(group="Subject", time="Days"))
+
+
+def test_non_integer_ar1_times_point_to_car1():
+    df = _ss()
+    df["T"] = df["Days"] + 0.5 * (df.index % 2)
+    with pytest.raises(ModelSpecError, match=r"AR1 needs integer times.*'T'.*lmm.CAR1"):
+        lmm.lmer("Reaction ~ Days + (1 | Subject)", df, correlation=lmm.AR1(group="Subject", time="T"))
+
+
+def test_varident_with_one_level_is_refused():
+    df = _ss()
+    df["site"] = "A"
+    with pytest.raises(ModelSpecError, match=r"VarIdent\('site'\).*only one level"):
+        lmm.lmer("Reaction ~ Days + (1 | Subject)", df, variance=lmm.VarIdent("site"))
+
+
+def test_bad_correlation_string_is_explained():
+    with pytest.raises(ModelSpecError, match="ar1\\(time \\| group\\)"):
+        lmm.lmer("Reaction ~ Days + (1 | Subject)", _ss(), correlation="arma(1, 1)")
+
+
+def test_ar_group_must_nest_in_a_grouping_factor():
+    df = _ss()
+    df["Day"] = df["Days"].astype(str)
+    with pytest.raises(ModelSpecError, match="AR group 'Subject' is not nested"):
+        lmm.lmer("Reaction ~ Days + (1 | Day)", df, correlation=lmm.AR1(group="Subject"))
+
+
+def test_string_forms_parse():
+    from lmmjax.structure.residual import parse_correlation
+    assert parse_correlation("ar1(Time | Rat)") == lmm.AR1(group="Rat", time="Time")
+    assert parse_correlation("AR1(1 | Rat)") == lmm.AR1(group="Rat")
+    assert parse_correlation("car1(Time | Subject)") == lmm.CAR1(group="Subject", time="Time")
+    with pytest.raises(ModelSpecError, match="car1 needs a time column"):
+        parse_correlation("car1(1 | Subject)")
