@@ -25,26 +25,6 @@ from .progress import Progress, first_use
 from .results.glmer_fit import GlmerFit, GlmmEstimates
 
 
-def check_family_response(y: np.ndarray, wt: np.ndarray, family, name: str) -> None:
-    """The response must be in the family's support (ModelSpecError naming the column)."""
-    used = wt > 0
-    yy = y[used]
-    if family.name == "binomial":
-        if np.any((yy < 0) | (yy > 1)):
-            raise ModelSpecError(f"The binomial response {name!r} must be 0/1 or a proportion in [0, 1] "
-                                 f"(with weights= the numbers of trials); it has values outside [0, 1].")
-        k = yy * wt[used]
-        if np.any(np.abs(k - np.round(k)) > 1e-7 * np.maximum(1.0, wt[used])):
-            warnings.warn(f"Non-integer numbers of successes in the binomial response {name!r} "
-                          "(proportion × weights), as glm warns.", UserWarning, stacklevel=4)
-    elif family.name == "poisson":
-        if np.any(yy < 0):
-            raise ModelSpecError(f"The Poisson response {name!r} has negative values; counts must be ≥ 0.")
-        if np.any(np.abs(yy - np.round(yy)) > 1e-7):
-            raise ModelSpecError(f"The Poisson response {name!r} has non-integer values; counts must be "
-                                 "whole numbers.")
-
-
 def _check_nagq(nagq, model: Model) -> int:
     if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 0:
         raise ModelSpecError(f"nAGQ must be a whole number ≥ 0 (0, 1 = Laplace, or quadrature nodes), got {nagq!r}.")
@@ -97,7 +77,8 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", nAGQ: int = 1, we
         (one scalar random-effect term only, as lme4); 0: the first stage
         only (β from PIRLS).
     weights : str or array, optional
-        Prior weights; for a binomial proportion response, the numbers of trials.
+        Prior weights; for a binomial proportion response, the numbers of trials
+        (with ``cbind(successes, failures)`` the trials come from the response).
     offset : str or array, optional
         Added to the linear predictor (``offset()`` in the formula too).
 
@@ -127,7 +108,10 @@ def refit_glmm(fit: GlmerFit, y) -> GlmerFit:
     n = fit.model.n_rows
     if y.shape != (n,) or not np.all(np.isfinite(y)):
         raise ModelSpecError(f"y must hold {n} finite values (one per row of the model frame).")
+    if fit.family.name == "binomial" and np.any((y < 0) | (y > 1)):
+        raise ModelSpecError("A binomial response must be a proportion in [0, 1] (weights: the trials).")
+    if fit.family.name == "poisson" and np.any((y < 0) | (y != np.round(y))):
+        raise ModelSpecError("A Poisson response must hold whole numbers ≥ 0.")
     model = replace(fit.model, frame=replace(fit.model.frame, y=y))
-    check_family_response(y, model.weights, fit.family, "y")
     return fit_glmm_model(model, fit.family, fit.formula, fit.nagq, theta0=fit.theta,
                           beta0=fit.estimates.beta, warn=False)
