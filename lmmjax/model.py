@@ -14,6 +14,7 @@ from .formula.glm_response import glm_prior_weights
 from .formula.model_frame import ModelFrame, build_model_frame
 from .objective.crossprod import cross_products_jit, design_products_jit
 from .objective.residual import whitened_products_jit, whitening_rows
+from .objective.sharded_rows import cross_products_sharded, use_row_sharding
 from .structure.pattern import pad_rows
 from .structure.residual import build_residual_rows
 from .structure.blocks import ThetaLayout, build_blocks, sparse_z, sparse_z1
@@ -118,7 +119,8 @@ class Model:
                     "has_pred": pad_rows(rows.has_pred, pat.n_rows, False), "dt": pat.pad(rows.dt, 1.0),
                     "var_codes": pad_rows(rows.var_codes.astype(np.int32), pat.n_rows),
                     "nobs": np.float64(np.sum(w > 0))}
-        vals = cross_products_jit(pat.arrays, pat.pad(w), pat.pad(y), pat.pad(self.offset), self.dims)
+        products = cross_products_sharded if use_row_sharding(pat.n_rows) else cross_products_jit
+        vals = products(pat.arrays, pat.pad(w), pat.pad(y), pat.pad(self.offset), self.dims)
         return {**self.structure.index, **vals}
 
     def response_inputs(self) -> dict:

@@ -51,6 +51,19 @@ def schur_pairs(W, arrays, l1: int, p1: int, n_slots: int):
     return jax.ops.segment_sum(vals, arrays["pair_target"], num_segments=n_slots + 1)[:-1]
 
 
+def schur_pairs_by_target(W, arrays, l1: int, p1: int, n_slots: int):
+    """:func:`schur_pairs` for pairs sorted by target slot (the tiled kind's tail).
+
+    A sorted segment sum writes the q2 × q2 update in order, and its
+    transpose reads the cotangent in order: on a CPU the gradient is about
+    2.5× faster than with pairs sorted by level (29 M pairs: 2.0 s
+    against 4.8 s, loaded machine).
+    """
+    Wp = W.reshape(l1, p1 * p1)[arrays["pair_level"]]
+    vals = jnp.sum(arrays["pair_coef"] * Wp, axis=-1)
+    return jax.ops.segment_sum(vals, arrays["pair_target"], num_segments=n_slots + 1, indices_are_sorted=True)[:-1]
+
+
 def schur_cross(W, arrays, l1: int, q2: int):
     """D = Σ_j Z₂ᵀZ₁[:, j] W_j Z₁ᵀ[X y][j] as a (q2, p+1) array."""
     WA = jnp.einsum("jab,jbm->jam", W, arrays["A1X"])
@@ -346,7 +359,7 @@ class TiledLaterBlocks(DenseLaterBlocks):
         return False
 
     def entry_pairs(self, blocks, ent_row, ent_level, l1):
-        """Pairs (e1, e2) of entries of one level with at least one tail column, sorted by level.
+        """Pairs (e1, e2) of entries of one level with at least one tail column, sorted by target slot.
 
         Within a level the entries are ordered head first; a tail entry at
         local position k pairs with positions 0..k, so every unordered pair
@@ -365,7 +378,10 @@ class TiledLaterBlocks(DenseLaterBlocks):
         second = starts[ent_level[order]][first] + offset
         e1, e2 = order[first], order[second]
         swap = ent_row[e1] < ent_row[e2]
-        return np.where(swap, e2, e1), np.where(swap, e1, e2)
+        e1, e2 = np.where(swap, e2, e1), np.where(swap, e1, e2)
+        q2 = len(rank)
+        by_target = np.argsort(ent_row[e1].astype(np.int64) * q2 + ent_row[e2], kind="stable")
+        return e1[by_target], e2[by_target]
 
     def head_arrays(self, blocks, ent_row, ent_level, n_entries, l1):
         """``head_cols`` (head,), ``head_src`` and ``head_slot`` (chunks, max head entries per chunk)."""
@@ -385,7 +401,7 @@ class TiledLaterBlocks(DenseLaterBlocks):
 
     def schur_update(self, W, arrays, dims):
         q2 = dims.q2
-        C = schur_pairs(W, arrays, dims.l1, dims.p1, q2 * q2).reshape(q2, q2)
+        C = schur_pairs_by_target(W, arrays, dims.l1, dims.p1, q2 * q2).reshape(q2, q2)
         C = C + C.T - jnp.diag(jnp.diag(C))
         if self.head:
             Ch = head_update(W, arrays["ent_a"], arrays["head_src"], arrays["head_slot"], self.head, self.chunk)

@@ -41,6 +41,10 @@ import numpy as np
 from .blocks import rest_offsets
 
 
+#: Pattern arrays with one row per (padded) data row: split over devices by row sharding.
+ROW_KEYS = ("X", "Z1", "codes1", "z2_col", "z2_val", "slot22", "row_entry", "slot21")
+
+
 def padded_length(k: int) -> int:
     """Round ``k`` up to 1, 1.25, 1.5 or 1.75 times a power of two (at least 8)."""
     if k <= 8:
@@ -184,6 +188,7 @@ def build_pattern(blocks: list, X: np.ndarray, kind, pred: np.ndarray | None = N
                 pair_e2=pad_rows(e2.astype(np.int32), n_pair, spare),
                 # padding: level l1 - 1 keeps the level order; a spare target slot
                 pair_level=pad_rows(ent_level[e1].astype(np.int32), n_pair, l1 - 1),
-                pair_target=pad_rows(target.astype(np.int64), n_pair, kind.n_slots(blocks)),
+                pair_target=pad_rows(target.astype(np.int32 if kind.n_slots(blocks) < 2**31 - 1 else np.int64),
+                                     n_pair, kind.n_slots(blocks)),
             )
     return Pattern(nobs=n, arrays=arrays, n_entries=n_entries)
