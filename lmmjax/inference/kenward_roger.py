@@ -33,11 +33,32 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from ..errors import ModelSpecError
 from ..fitting.reparam import reparametrisation
 from ..objective.crossprod import scaled_columns
 from ..results.varcorr import term_covariances
 from ..structure.blocks import sparse_z1
 from ..structure.lambda_map import lambda2_sparse, t_matrix
+
+
+KR_MAX_Q = 12_000  # random effects (with crossed blocks) above which Kenward-Roger is refused
+
+
+def check_kr_size(model) -> None:
+    """Refuse Kenward-Roger where its dense q × q matrices do not fit (crossed designs, q > :data:`KR_MAX_Q`).
+
+    With crossed grouping factors Kenward-Roger holds several dense q × q
+    matrices (M⁻¹, Z'V⁻¹Z: 8·q² bytes each) and costs O(q³) time; at
+    q = 12,000 that is 1.2 GB per matrix. One grouping factor (or a nested
+    second) keeps them sparse and has no limit.
+    """
+    q = sum(b.nlevels * b.p for b in model.blocks)
+    if model.dims.q2 == 0 or q <= KR_MAX_Q:
+        return
+    raise ModelSpecError(
+        f"Kenward-Roger needs dense {q:,} × {q:,} matrices for this crossed model ({q:,} random effects: "
+        f"{8 * q * q / 1e9:.1f} GB each, several at once, and O(q³) time); lmmjax computes it up to "
+        f"q = {KR_MAX_Q:,}. Use ddf='satterthwaite' (its cost stays close to the fit's) or ddf='normal'.")
 
 
 # ---- structure: full Z, Λ and the parameters' patterns ------------------------------------------
@@ -253,6 +274,7 @@ def kenward_roger_info(model, theta: np.ndarray, sigma: float) -> KRInfo:
     >>> info = kenward_roger_info(fit.model, fit.theta, fit.sigma)  # doctest: +SKIP
     >>> info.vcov_adj  # doctest: +SKIP
     """
+    check_kr_size(model)
     gamma = covariance_parameters(model, theta, sigma)
     plan = reparametrisation(model)
     if plan is not None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from ..fitting.reparam import reparametrisation
 from ..objective.deviance import LOG2PI, factorize
@@ -83,17 +84,43 @@ def _pieces(varpar, arrays, dims):
     return H, C, J
 
 
+def _pieces_one_direction_at_a_time(varpar, arrays, dims):
+    """:func:`_pieces` with the n_θ + 1 forward directions taken one after another (``lax.map``).
+
+    ``jax.jacfwd`` carries every direction's tangents at once, so a large
+    model's reverse pass (q2 × q2 matrices, the Schur update's pairs) is held
+    n_θ + 1 times over; here once. Same arithmetic, same numbers.
+    """
+    def grad_and_cov(v):
+        return jax.grad(_deviance_and_covbeta, has_aux=True)(v, arrays, dims)
+
+    def one(direction):
+        (_, C), (dg, dC) = jax.jvp(grad_and_cov, (varpar,), (direction,))
+        return dg, dC, C
+
+    dg, dC, C = lax.map(one, jnp.eye(varpar.shape[0], dtype=varpar.dtype))
+    return dg.T, C[0], jnp.moveaxis(dC, 0, -1)
+
+
 pieces_jit = cached_jit(_pieces, static_argnums=2)
+pieces_sequential_jit = cached_jit(_pieces_one_direction_at_a_time, static_argnums=2)
+SEQUENTIAL_FROM = 2_000_000  # numbers in the largest array of a model from which directions go one at a time
 
 
 def pieces_function(arrays):
     """The compiled Hessian-and-Jacobian program for a model.
 
+    Large models (an array of :data:`SEQUENTIAL_FROM` numbers or more, e.g.
+    a dense later block with q2 ≥ 1,415 or millions of Schur pairs) take
+    the forward directions one at a time, so that summary() needs little
+    more memory than the fit.
+
     A variant compiled without XLA's backend optimisations (about 40 % less
     compile time on small models) was dropped: test processes compiling it
     among several hundred programs crashed inside XLA (jax 0.10.2, CPU).
     """
-    return pieces_jit
+    largest = max((int(np.size(a)) for a in arrays.values()), default=0)
+    return pieces_sequential_jit if largest >= SEQUENTIAL_FROM else pieces_jit
 
 
 @dataclass(frozen=True)
