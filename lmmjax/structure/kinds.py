@@ -367,20 +367,23 @@ class TiledLaterBlocks(DenseLaterBlocks):
         """
         rank = column_rank(blocks)
         tail = rank[ent_row] >= self.head
-        order = np.lexsort((ent_row, tail, ent_level))  # by level, head first, then column
-        starts = np.searchsorted(ent_level[order], np.arange(l1 + 1))
-        local = np.arange(len(order)) - starts[ent_level[order]]
-        is_tail = tail[order]
-        counts = np.where(is_tail, local + 1, 0)
-        total = int(counts.sum())
-        first = np.repeat(np.arange(len(order)), counts)
-        offset = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        second = starts[ent_level[order]][first] + offset
+        order = np.lexsort((ent_row, tail, ent_level)).astype(np.int32)  # by level, head first, then column
+        lev = ent_level[order]
+        starts = np.searchsorted(lev, np.arange(l1 + 1)).astype(np.int32)
+        local = np.arange(len(order), dtype=np.int32) - starts[lev]
+        counts = np.where(tail[order], local + 1, 0)
+        del local
+        idx = np.int32 if int(counts.sum()) < 2**31 - 1 else np.int64  # host memory: pairs are the bulk
+        first = np.repeat(np.arange(len(order), dtype=idx), counts)
+        second = np.repeat((starts[lev] - (np.cumsum(counts) - counts)).astype(idx), counts)
+        second += np.arange(len(first), dtype=idx)  # position k − (start of k's run) + level start
         e1, e2 = order[first], order[second]
-        swap = ent_row[e1] < ent_row[e2]
+        del first, second
+        row32 = ent_row.astype(np.int32)
+        r1, r2 = row32[e1], row32[e2]
+        swap = r1 < r2
         e1, e2 = np.where(swap, e2, e1), np.where(swap, e1, e2)
-        q2 = len(rank)
-        by_target = np.argsort(ent_row[e1].astype(np.int64) * q2 + ent_row[e2], kind="stable")
+        by_target = np.argsort(np.maximum(r1, r2).astype(np.int64) * len(rank) + np.minimum(r1, r2), kind="stable")
         return e1[by_target], e2[by_target]
 
     def head_arrays(self, blocks, ent_row, ent_level, n_entries, l1):
