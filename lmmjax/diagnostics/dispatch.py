@@ -21,10 +21,11 @@ def is_glmm(fit) -> bool:
     return getattr(fit, "family", None) is not None
 
 
-def check(fit) -> FlagList:
+def check(fit, time: str | None = None) -> FlagList:
     """Red flags of a fit (:func:`lmmjax.diagnostics.flags.check`, or
-    :func:`lmmjax.diagnostics.glmm_flags.check_glmm` for a GLMM)."""
-    return check_glmm(fit) if is_glmm(fit) else check_lmm(fit)
+    :func:`lmmjax.diagnostics.glmm_flags.check_glmm` for a GLMM); ``time`` names the
+    time column for the residual-autocorrelation check of a linear mixed model."""
+    return check_glmm(fit) if is_glmm(fit) else check_lmm(fit, time=time)
 
 
 def report(fit, format: str = "text", **kwargs) -> str:

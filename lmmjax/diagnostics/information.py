@@ -220,7 +220,12 @@ def variance_component_uncertainty(fit, level: float = 0.95) -> pd.DataFrame:
     for i, name in enumerate(est.index):
         if not np.isfinite(se[i]):
             continue
-        if name.startswith("cor("):
+        if name == "phi" and fit.model.dims.residual.correlation == "car1":  # logit scale: inside (0, 1)
+            r = np.clip(values[i], 1e-12, 1 - 1e-12)
+            s = se[i] / (r * (1 - r))
+            lo, hi = np.log(r / (1 - r)) - z * s, np.log(r / (1 - r)) + z * s
+            lower[i], upper[i] = 1 / (1 + np.exp(-lo)), 1 / (1 + np.exp(-hi))
+        elif name.startswith("cor(") or name == "phi":
             r = np.clip(values[i], -1 + 1e-12, 1 - 1e-12)
             s = se[i] / (1 - r ** 2)
             lower[i], upper[i] = np.tanh(np.arctanh(r) - z * s), np.tanh(np.arctanh(r) + z * s)

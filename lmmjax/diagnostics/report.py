@@ -186,11 +186,32 @@ def _describe_random(fit) -> str:
              "larger population to which the conclusions should generalise, and because observations "
              f"that share a level of {'it' if len(names) == 1 else 'one of them'} are correlated; the random "
              "effects account for that correlation in the standard errors of the fixed effects.")
+    text += "".join(" " + line for line in _describe_residual_structure(fit))
     few = [f"{g} ({k} levels)" for g, k in ngroups.items() if k < 5]
     if few:
         text += (f" With fewer than five levels, the variance of {_join(few)} is poorly determined "
                  "and could instead be modelled as a fixed effect.")
     return text
+
+
+def _describe_residual_structure(fit) -> list:
+    """Sentences naming the residual covariance structure (the guide asks every methods section for it)."""
+    rows = fit.model.residual
+    if rows is None:
+        return ["Residuals were modelled as independent with constant variance."]
+    out = []
+    c = rows.correlation
+    if c is not None:
+        order = ("in row order" if c.time is None else f"over {c.time}")
+        what = ("a first-order autoregressive correlation, AR(1), cor = φ^|t − s| for observations t − s steps apart"
+                if c.label == "AR(1)" else "a continuous-time first-order autoregressive correlation, CAR(1), "
+                "cor = φ^|t − s| for times t and s")
+        out.append(f"Residuals within each {c.group} followed {what} ({order}); residuals of different "
+                   f"{c.group} levels were independent.")
+    if rows.variance is not None:
+        out.append(f"Each level of {rows.variance.column} had its own residual standard deviation (varIdent), "
+                   f"reported as ratios to level {rows.var_levels[0]}.")
+    return out
 
 
 # ---- inference pieces ------------------------------------------------------------------------------
@@ -210,6 +231,8 @@ def _fixed_intervals(ct: pd.DataFrame, level: float) -> pd.DataFrame:
 
 
 def _auto_vc_method(fit) -> str:
+    if fit.model.residual is not None:  # no profile intervals with a residual structure yet
+        return "wald"
     small = fit.model.dims.q2 <= 200 and fit.model.layout.size <= 6 and fit.nobs <= 20000
     return "profile" if small else "wald"
 
@@ -306,6 +329,11 @@ def _vc_name(name: str) -> str:
         a = "intercept" if a == "Intercept" else f"slope of {a}"
         b = "intercept" if b == "Intercept" else f"slope of {b}"
         return f"the correlation between the random {a} and {b} for {g}"
+    if name == "phi":
+        return "the residual autocorrelation parameter φ"
+    m = re.match(r"sd_ratio\[(.+)\]$", name)
+    if m:
+        return f"the ratio of the residual standard deviation at level {m.group(1)} to the reference level"
     return "the residual standard deviation"
 
 
@@ -316,13 +344,14 @@ def _variance_results(fit, vci, level) -> str:
         f = fmt_cor if name.startswith("cor(") else fmt_num
         interval = f" ({100 * level:g}% CI {f(lo)} to {f(hi)})" if np.isfinite(lo) and np.isfinite(hi) else ""
         boundary = ""
-        if name.startswith("sd(") and value <= 1e-4 * fit.sigma:
+        if name.startswith("sd(") and value <= 1e-4 * fit.sigma:  # (sd_ratio[...] is not a variance component)
             boundary = " (on the boundary: estimated as zero)"
         items.append(f"{_vc_name(name)} was {f(value)}{boundary}{interval}")
     text = "For the random part, " + _join(items) + "."
     # Intraclass correlations for random-intercept-only models.
     vc = fit.varcorr
-    if (vc[vc.group != "Residual"].term1 == "Intercept").all() and vc.term2.isna().all():
+    if (fit.model.residual is None and (vc[vc.group != "Residual"].term1 == "Intercept").all()
+            and vc.term2.isna().all()):
         total = vc.vcov.sum()
         iccs = [f"{g} {vc.loc[vc.group == g, 'vcov'].iloc[0] / total:.2f}" for g in vc.group if g != "Residual"]
         text += f" The share of the total variance due to each grouping factor (intraclass correlation) was {_join(iccs)}."

@@ -6,7 +6,8 @@ import pandas as pd
 
 from ..errors import ModelSpecError
 from ..lazy import lazy_module
-from ..results.varcorr import parameter_names
+from ..fitting.optimize import hessian_jit
+from ..results.varcorr import parameter_names, residual_names, residual_values
 from ..validate import check_fraction
 from .distributions import norm_ppf
 from .profiling import profile_confint
@@ -15,19 +16,43 @@ simulate = lazy_module("lmmjax.simulate")  # bootstrap intervals only; a summary
 
 
 def parameter_index(fit) -> list:
-    """Fixed-effect names, then ``sd(…)``, ``cor(…)``, ``sigma`` (varcorr order)."""
-    return list(fit.model.frame.fixed_names) + parameter_names(fit.varcorr)
+    """Fixed-effect names, then ``sd(…)``, ``cor(…)``, ``sigma`` (varcorr order), then any
+    residual-structure parameters (``phi``, ``sd_ratio[<level>]``)."""
+    return list(fit.model.frame.fixed_names) + parameter_names(fit.varcorr) + residual_names(fit.model)
+
+
+def residual_wald(fit, z: float) -> tuple:
+    """Wald intervals of the residual-structure parameters: ψ̂ ± z·SE on the optimizer's
+    unconstrained scale (atanh φ, logit φ, log SD ratio; SE from the exact Hessian of the
+    fit's profiled criterion), mapped back, so they stay inside (−1, 1), (0, 1), (0, ∞)."""
+    model = fit.model
+    rd = model.dims.residual
+    H = np.asarray(hessian_jit(np.asarray(fit.theta, float), model.arrays, model.dims), float)
+    free = ~(model.layout.diagonal & (fit.theta <= 0))  # variances on the boundary are held there
+    cov = np.full(H.shape, np.nan)
+    try:
+        cov[np.ix_(free, free)] = 2.0 * np.linalg.inv(H[np.ix_(free, free)])
+    except np.linalg.LinAlgError:
+        pass
+    sl = slice(rd.start, rd.start + rd.n_params)
+    psi, se = fit.theta[sl], np.sqrt(np.diag(cov)[sl])
+    theta_lo, theta_hi = fit.theta.copy(), fit.theta.copy()
+    theta_lo[sl], theta_hi[sl] = psi - z * se, psi + z * se
+    return residual_values(model, theta_lo), residual_values(model, theta_hi)
 
 
 def wald_confint(fit, level: float = 0.95) -> pd.DataFrame:
-    """β̂ ± z·SE for the fixed effects; NaN for the variance parameters (as lme4)."""
+    """β̂ ± z·SE for the fixed effects; NaN for the variance parameters (as lme4);
+    for residual-structure parameters :func:`residual_wald`."""
     z = norm_ppf(0.5 + level / 2.0)
     beta = fit.estimates.beta
     se = np.sqrt(np.diag(fit.vcov.to_numpy()))
     names = parameter_index(fit)
-    nan = np.full(len(names) - len(beta), np.nan)
-    out = pd.DataFrame({"lower": np.concatenate([beta - z * se, nan]),
-                        "upper": np.concatenate([beta + z * se, nan])}, index=names)
+    k = len(residual_names(fit.model))
+    nan = np.full(len(names) - len(beta) - k, np.nan)
+    lo, hi = residual_wald(fit, z) if k else (np.zeros(0), np.zeros(0))
+    out = pd.DataFrame({"lower": np.concatenate([beta - z * se, nan, lo]),
+                        "upper": np.concatenate([beta + z * se, nan, hi])}, index=names)
     out.attrs["method"] = "Wald"
     out.attrs["level"] = level
     return out
@@ -39,7 +64,9 @@ def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.Data
     Parameters
     ----------
     method : {"wald", "profile", "bootstrap"}
-        ``"wald"``: fixed effects only (variance parameters NaN, as lme4);
+        ``"wald"``: fixed effects (variance parameters NaN, as lme4) and the
+        residual-structure parameters ``phi``, ``sd_ratio[…]`` (on the
+        unconstrained scale, mapped back);
         ``"profile"``: profile likelihood of the ML deviance for every
         parameter (REML fits are refitted by ML, as lme4); keyword ``parm``
         restricts it to some parameters;
@@ -66,6 +93,10 @@ def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.Data
     if m == "wald":
         return wald_confint(fit, level)
     if m == "profile":
+        if fit.model.residual is not None:
+            raise ModelSpecError("Profile intervals are not available for fits with a residual structure "
+                                 "(correlation=/variance=) yet; use method='wald' (which covers phi and the "
+                                 "SD ratios) or method='bootstrap'.")
         try:
             out = profile_confint(fit, level=level, parm=kwargs.pop("parm", None))
         except np.linalg.LinAlgError as exc:

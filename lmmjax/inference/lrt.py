@@ -57,16 +57,45 @@ def _same_rows(a, b) -> bool:
     return bool(np.allclose(a.model.y, b.model.y, rtol=1e-12, atol=0.0))
 
 
+def _residual_parts(fit) -> tuple:
+    """(correlation, variance) of the fit's residual structure (None, None without one)."""
+    rows = getattr(fit.model, "residual", None)
+    return (None, None) if rows is None else (rows.correlation, rows.variance)
+
+
 def _nested(small, large) -> bool:
     fixed_ok = set(small.model.frame.fixed_names) <= set(large.model.frame.fixed_names)
-    return fixed_ok and _covariance_entries(small) <= _covariance_entries(large)
+    residual_ok = all(a is None or a == b for a, b in zip(_residual_parts(small), _residual_parts(large)))
+    return fixed_ok and residual_ok and _covariance_entries(small) <= _covariance_entries(large)
+
+
+def _compare_on_reml(fits) -> bool:
+    """REML fits with the same fixed effects differing in a residual structure are compared on
+    the REML criterion, as nlme's ``anova.lme`` (lme4 has no residual structures and always
+    refits by ML)."""
+    first = fits[0].model
+    return (all(f.reml for f in fits) and any(_residual_parts(f) != (None, None) for f in fits)
+            and all(f.model.X.shape == first.X.shape and np.allclose(f.model.X, first.X) for f in fits))
+
+
+def _label(fit) -> str:
+    """The formula, with the residual structure named."""
+    corr, var = _residual_parts(fit)
+    extra = []
+    if corr is not None:
+        extra.append(f"correlation {corr.label} within {corr.group}" + (f" (time {corr.time})" if corr.time else ""))
+    if var is not None:
+        extra.append(f"variance VarIdent({var.column})")
+    return fit.formula + ("; " + ", ".join(extra) if extra else "")
 
 
 def anova_models(*fits, names=None, refit: bool = True) -> pd.DataFrame:
     """Likelihood-ratio tests of nested models, as lme4's ``anova(m0, m1, ...)``.
 
     REML fits are refitted by ML first (``refit=True``, as lme4; the REML
-    criterion cannot compare models with different fixed effects). Models
+    criterion cannot compare models with different fixed effects). REML fits
+    with the same fixed effects that differ in a residual structure
+    (``correlation=``, ``variance=``) are compared on REML, as nlme does. Models
     are ordered by their number of parameters; each row's χ² compares it
     with the row above.
 
@@ -133,7 +162,13 @@ def anova_models(*fits, names=None, refit: bool = True) -> pd.DataFrame:
                 "(a variance of 0 under the smaller model): the χ² p-value is conservative "
                 "(too large); the null distribution is a mixture of χ² distributions."
             )
-    if refit and any(f.reml for f in fits):
+        corr0, corr1 = _residual_parts(f0)[0], _residual_parts(f1)[0]
+        if corr0 is None and corr1 is not None and corr1.label.startswith("continuous"):
+            notes.append(f"{n1} vs {n0} tests phi = 0 of a continuous-time AR(1), the boundary of its "
+                         "range (0, 1): the χ² p-value is conservative.")
+    if refit and any(f.reml for f in fits) and _compare_on_reml(fits):
+        notes.insert(0, "REML fits with the same fixed effects compared on the REML criterion (as nlme)")
+    elif refit and any(f.reml for f in fits):
         notes.insert(0, "refitting model(s) with ML (instead of REML)")
         fits = [ml_fit(f) for f in fits]
     llk = np.array([f.loglik for f in fits])
@@ -148,5 +183,5 @@ def anova_models(*fits, names=None, refit: bool = True) -> pd.DataFrame:
         "deviance": -2.0 * llk, "chisq": chisq, "df": dfc, "p_value": p,
     }, index=pd.Index(names))
     out.attrs["notes"] = notes
-    out.attrs["formulas"] = {n: f.formula for n, f in zip(names, fits)}
+    out.attrs["formulas"] = {n: _label(f) for n, f in zip(names, fits)}
     return out

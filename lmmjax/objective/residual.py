@@ -37,13 +37,15 @@ def phi_from(psi, correlation: str):
 
 
 def natural_params(params, rdims) -> np.ndarray:
-    """The residual parameters on their natural scale (φ, then the SD ratios), numpy."""
-    psi = np.asarray(params, float)[rdims.start:rdims.start + rdims.n_params]
-    out = []
+    """The residual parameters on their natural scale (φ, then the SD ratios), numpy.
+
+    ``params`` is one parameter vector (k,) or a stack (B, k).
+    """
+    psi = np.asarray(params, float)[..., rdims.start:rdims.start + rdims.n_params]
     if rdims.correlation:
-        out.append(float(np.tanh(psi[0])) if rdims.correlation == "ar1" else float(1.0 / (1.0 + np.exp(-psi[0]))))
-        psi = psi[1:]
-    return np.array(out + list(np.exp(psi)), float)
+        phi = np.tanh(psi[..., :1]) if rdims.correlation == "ar1" else 1.0 / (1.0 + np.exp(-psi[..., :1]))
+        return np.concatenate([phi, np.exp(psi[..., 1:])], axis=-1)
+    return np.exp(psi)
 
 
 def unconstrained_params(values, rdims) -> np.ndarray:

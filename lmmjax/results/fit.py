@@ -198,13 +198,20 @@ class LmerFit:
         Parameters
         ----------
         kind : {"response", "pearson"}
-            Pearson residuals are √wᵢ (yᵢ − ŷᵢ) / σ̂ (wᵢ the prior weights).
+            Pearson residuals are √wᵢ (yᵢ − ŷᵢ) / σ̂ (wᵢ the prior weights),
+            divided by the row's SD ratio with ``variance=VarIdent(...)``
+            (nlme's ``type="pearson"``; not decorrelated under AR(1)).
         scaled : bool
             Same as ``kind="pearson"`` (lme4's ``resid(m, scaled=TRUE)``).
         """
         r = self.model.y - self.fitted
         if kind == "pearson" or scaled:
-            return r * np.sqrt(self.model.weights) / self.sigma
+            w = self.model.weights
+            rows = self.model.residual
+            if rows is not None and rows.variance is not None:
+                ratios = np.concatenate([[1.0], self.residual_params.to_numpy()[-(len(rows.var_levels) - 1):]])
+                w = w / ratios[rows.var_codes] ** 2
+            return r * np.sqrt(w) / self.sigma
         if kind != "response":
             raise ModelSpecError(f"Unknown residual kind {kind!r}; use 'response' or 'pearson'.")
         return r

@@ -7,6 +7,21 @@ import numpy as np
 import pandas as pd
 
 
+def residual_structure_lines(fit) -> list:
+    """"Residual correlation: AR(1) within Rat, phi = …" and the VarIdent SD ratios."""
+    rows, rp = fit.model.residual, fit.residual_params
+    out = []
+    c = rows.correlation
+    if c is not None:
+        when = "row order" if c.time is None else f"time {c.time}"
+        out.append(f"Residual correlation: {c.label} within {c.group} ({when}), phi = {rp['phi']:.4f}")
+    if rows.variance is not None:
+        ratios = ", ".join(f"{lev}: {rp[f'sd_ratio[{lev}]']:.4f}" for lev in rows.var_levels[1:])
+        out.append(f"Residual SD by {rows.variance.column} (VarIdent), ratio to level "
+                   f"{rows.var_levels[0]} (SD {fit.sigma:.4g}): {ratios}")
+    return out
+
+
 def _fmt(x, digits=4):
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return ""
@@ -93,6 +108,9 @@ class FitSummary:
         return ["", "Random effects:", _table(rows, header, align_left=2),
                 f"Number of obs: {fit.nobs}, groups:  {groups}"]
 
+    def _residual_structure(self) -> list:
+        return [""] + residual_structure_lines(self.fit) if self.fit.model.residual is not None else []
+
     def _fixed(self) -> list:
         ct = self.coefficients
         labels = {"estimate": "Estimate", "std_error": "Std. Error", "df": "df",
@@ -138,7 +156,8 @@ class FitSummary:
         return ([""] + notes) if notes else []
 
     def __str__(self) -> str:
-        return "\n".join(self._header() + self._residuals() + self._random() + self._fixed()
+        return "\n".join(self._header() + self._residuals() + self._random() + self._residual_structure()
+                         + self._fixed()
                          + self._correlation() + self._notes())
 
     def __repr__(self) -> str:
@@ -151,6 +170,7 @@ class FitSummary:
                  f"<p>nobs = {fit.nobs}; logLik = {fit.loglik:.4f}; AIC = {fit.aic:.2f}; "
                  f"BIC = {fit.bic:.2f}</p>",
                  "<p><b>Random effects</b></p>", fit.varcorr.to_html(index=False, na_rep="", float_format="%.5g"),
+                 *[f"<p>{html.escape(line)}</p>" for line in self._residual_structure()[1:]],
                  "<p><b>Fixed effects</b></p>", self.coefficients.to_html(float_format="%.5g")]
         for note in self._notes()[1:]:
             parts.append(f"<p><i>{html.escape(note)}</i></p>")

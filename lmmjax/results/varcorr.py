@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..objective.residual import natural_params
+
 
 def term_covariances(model, theta: np.ndarray, sigma: float) -> list:
     """Per term in formula order: (term matrix, σ² T Tᵀ)."""
@@ -55,7 +57,22 @@ def parameter_names(varcorr: pd.DataFrame) -> list:
     return names
 
 
+def residual_names(model) -> list:
+    """Names of the residual-structure parameters (``phi``, ``sd_ratio[<level>]``); [] without one."""
+    return [] if model.residual is None else list(model.residual.names)
+
+
+def residual_values(model, theta: np.ndarray) -> np.ndarray:
+    """The residual-structure parameters on their natural scale, (k,) or (B, k) for θ (B, ·)."""
+    theta = np.asarray(theta, float)
+    if model.residual is None:
+        return np.zeros(theta.shape[:-1] + (0,))
+    return natural_params(theta, model.dims.residual)
+
+
 def sdcor_vector(model, theta: np.ndarray, sigma: float) -> pd.Series:
-    """The standard deviations, correlations and σ as a named Series."""
+    """The standard deviations, correlations and σ as a named Series, then any
+    residual-structure parameters (``phi``, ``sd_ratio[<level>]``)."""
     vc = varcorr_table(model, theta, sigma)
-    return pd.Series(vc["sdcor"].to_numpy(), index=parameter_names(vc))
+    return pd.Series(np.concatenate([vc["sdcor"].to_numpy(float), residual_values(model, theta)]),
+                     index=parameter_names(vc) + residual_names(model))

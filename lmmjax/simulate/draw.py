@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
+from ..objective.residual import whitening_rows
 from ..structure.lambda_map import lambda_gather, t_matrix
 from ..validate import check_bool, check_count, check_optional_count, check_seed
 
@@ -94,10 +95,40 @@ def simulation_arrays(model, params: SimulationParameters) -> dict:
     ext = np.concatenate([[0.0], params.theta])
     out = dict(mean=model.pattern.pad(mean), sigma=np.float64(params.sigma), noise=model.pattern.pad(scale),
                T1=t_matrix(model.blocks[0].theta_index, params.theta))
+    if model.residual is not None:
+        out.update(residual_noise_arrays(model, params.theta))
     if model.dims.q2 > 0:
         lam_index, lam_weight = lambda_gather(model.blocks)  # every kind: Λ₂ of all later blocks
         out.update(lam_index=lam_index, lam_values=ext[lam_weight])
     return out
+
+
+def residual_noise_arrays(model, theta) -> dict:
+    """The draw's arrays for a residual structure: the noise scale ratioᵢ/√wᵢ per row, and
+    the rows in chain order (group, then time) with each one's AR coefficient to the row
+    before it in that order (0 at the start of a group, and without correlation)."""
+    rows = model.residual
+    s, rho, _ = whitening_rows(theta, rows, model.weights, model.dims.residual)
+    present = model.weights > 0
+    scale = np.where(present, 1.0 / np.where(present, s, 1.0), 0.0)
+    idx = np.nonzero(present)[0]
+    order = idx[np.lexsort((rows.time[idx], rows.group_codes[idx]))]  # the order of link_rows
+    order = np.concatenate([order, np.setdiff1d(np.arange(model.pattern.n_rows), order)])
+    rho_full = model.pattern.pad(rho)
+    return dict(noise=model.pattern.pad(scale), chain_order=order.astype(np.int32), chain_rho=rho_full[order])
+
+
+def markov_noise(z, sim):
+    """Standard normal ``z`` (rows) → AR(1)/CAR(1)-correlated unit-variance noise:
+    ``e_k = ρ_k e_{k−1} + √(1 − ρ_k²) z_k`` along the chain order, as one associative scan."""
+    order, a = sim["chain_order"], sim["chain_rho"]
+    b = jnp.sqrt(1.0 - a * a) * z[order]
+
+    def combine(left, right):
+        return left[0] * right[0], right[0] * left[1] + right[1]
+
+    _, x = jax.lax.associative_scan(combine, (a, b))
+    return jnp.zeros_like(z).at[order].set(x)
 
 
 def draw_response(key, sim: dict, design: dict, dims, use_u: bool):
@@ -109,7 +140,8 @@ def draw_response(key, sim: dict, design: dict, dims, use_u: bool):
     q1 = dims.l1 * dims.p1
     n = design["X"].shape[0]
     u = jax.random.normal(k_u, (q1 + dims.q2,), dtype=jnp.float64)
-    e = jax.random.normal(k_e, (n,), dtype=jnp.float64) * sim["noise"]
+    e = jax.random.normal(k_e, (n,), dtype=jnp.float64)
+    e = (markov_noise(e, sim) if "chain_order" in sim else e) * sim["noise"]
     if use_u:
         return sim["mean"] + sim["sigma"] * e
     b1 = u[:q1].reshape(dims.l1, dims.p1) @ sim["T1"].T

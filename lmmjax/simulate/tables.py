@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..results.varcorr import parameter_names, varcorr_table
+from ..results.varcorr import parameter_names, residual_names, residual_values, varcorr_table
 
 
 def sdcor_names(model, theta: np.ndarray, sigma: float) -> list:
-    """``sd(...)``, ``cor(...)`` and ``sigma`` names in varcorr order."""
-    return parameter_names(varcorr_table(model, np.asarray(theta, float), float(sigma)))
+    """``sd(...)``, ``cor(...)`` and ``sigma`` names in varcorr order, then any residual parameters."""
+    return parameter_names(varcorr_table(model, np.asarray(theta, float), float(sigma))) + residual_names(model)
 
 
 def sdcor_matrix(model, theta: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -45,6 +45,7 @@ def sdcor_matrix(model, theta: np.ndarray, sigma: np.ndarray) -> np.ndarray:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     cols.append(np.where(denom > 0, S[:, i, j] / np.where(denom > 0, denom, 1.0), np.nan))
     cols.append(sigma)
+    cols += list(residual_values(model, theta).T)
     return np.column_stack(cols) if cols else np.zeros((B, 0))
 
 

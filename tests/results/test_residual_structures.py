@@ -144,3 +144,87 @@ def test_string_forms_parse():
     assert parse_correlation("car1(Time | Subject)") == lmm.CAR1(group="Subject", time="Time")
     with pytest.raises(ModelSpecError, match="car1 needs a time column"):
         parse_correlation("car1(1 | Subject)")
+
+
+# ---- results, inference, simulation ----------------------------------------------------------
+def _ss_ar1():
+    key = ("ss_int_ar1", "REML")
+    if key not in _FITS:
+        _FITS[key] = lmm.lmer("Reaction ~ Days + (1 | Subject)", _ss(), correlation=lmm.AR1(group="Subject"))
+    return _FITS[key]
+
+
+def test_summary_sdcor_and_confint_show_the_structure():
+    fit = residual_fit("bodyweight_ar1_varident", "REML")
+    text = str(fit.summary())
+    assert "Residual correlation: AR(1) within Rat (row order), phi = 0.9885" in text
+    assert "Residual SD by Diet (VarIdent), ratio to level 1" in text and "2: 1.3459" in text
+    assert list(fit.sdcor.index[-3:]) == ["phi", "sd_ratio[2]", "sd_ratio[3]"]
+    np.testing.assert_allclose(fit.sdcor["phi"], fit.residual_params["phi"])
+    ci = fit.confint(method="wald")
+    for name in ("phi", "sd_ratio[2]", "sd_ratio[3]"):
+        lo, hi = ci.loc[name]
+        assert lo < fit.residual_params[name] < hi
+    assert ci.loc["phi", "upper"] < 1.0  # mapped back from atanh φ: inside the range
+    with pytest.raises(ModelSpecError, match="Profile intervals are not available"):
+        fit.confint(method="profile")
+
+
+@pytest.mark.slow
+def test_report_names_the_structure():
+    report = residual_fit("bodyweight_ar1_varident", "REML").report()
+    assert "first-order autoregressive correlation, AR(1)" in report and "varIdent" in report
+    assert "the residual autocorrelation parameter φ was 0.9885" in report
+    plain = lmm.lmer("Reaction ~ Days + (1 | Subject)", _ss()).report()
+    assert "Residuals were modelled as independent with constant variance." in plain
+
+
+def test_anova_compares_reml_fits_on_reml_as_nlme():
+    """nlme: anova(lme(...), update(..., correlation = corAR1(form = ~ 1 | Subject))) on REML."""
+    plain = lmm.lmer("Reaction ~ Days + (1 | Subject)", _ss())
+    ar1 = _ss_ar1()
+    tab = lmm.anova(plain, ar1)
+    np.testing.assert_allclose(tab.loc["m1", "chisq"], 2 * (ar1.loglik - plain.loglik), rtol=1e-10)
+    assert tab.loc["m1", "df"] == 1
+    assert "compared on the REML criterion" in tab.attrs["notes"][0]
+    assert "AR(1) within Subject" in tab.attrs["formulas"]["m1"]
+    ml = lmm.anova(plain.refit(reml=False), ar1.refit(reml=False))  # ML fits: as usual
+    assert ml.loc["m1", "chisq"] > 0
+
+
+def test_check_flags_residual_autocorrelation():
+    plain = lmm.lmer("Reaction ~ Days + (1 | Subject)", _ss())
+    flags = [f for f in plain.check(time="Days") if f.code == "residual_autocorrelation"]
+    assert len(flags) == 1 and "0.41" in flags[0].message
+    assert "correlation=lmm.AR1(group='Subject', time='Days')" in flags[0].advice
+    assert not [f for f in _ss_ar1().check() if f.code == "residual_autocorrelation"]
+    with pytest.raises(ModelSpecError, match="check\\(time='Nope'\\)"):
+        plain.check(time="Nope")
+
+
+def test_simulated_residuals_have_the_fitted_autocorrelation():
+    """simulate() draws AR(1) residuals: with the random effects held at b̂ (use_u) the
+    lag-1 correlation of y − Xβ − Zb̂ within Subject is φ, the variance σ²."""
+    fit = _ss_ar1()
+    Y = fit.simulate(400, seed=3, use_u=True)
+    e = (Y - fit.fitted).reshape(400, 18, 10)
+    lag1 = np.mean(e[:, :, 1:] * e[:, :, :-1]) / np.mean(e ** 2)
+    np.testing.assert_allclose(lag1, fit.residual_params["phi"], atol=0.02)
+    np.testing.assert_allclose(np.sqrt(np.mean(e ** 2)), fit.sigma, rtol=0.02)
+
+
+def test_simulated_varident_residuals_have_the_fitted_sd_ratios():
+    fit = residual_fit("bodyweight_varident", "REML")
+    Y = fit.simulate(300, seed=1, use_u=True)
+    e = Y - fit.fitted
+    diet = fit.model.residual.var_codes
+    sd = np.array([e[:, diet == k].std() for k in range(3)])
+    np.testing.assert_allclose(sd[1:] / sd[0], fit.residual_params.to_numpy(), rtol=0.05)
+
+
+def test_bootstrap_refits_estimate_phi():
+    fit = _ss_ar1()
+    boot = fit.bootstrap(40, seed=2)
+    ci = boot.ci()
+    assert "phi" in ci.index
+    assert ci.loc["phi", "lower"] < fit.residual_params["phi"] < ci.loc["phi", "upper"]
