@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import ModelSpecError
 from ..memo import memoized
 from ..results.estimates import schur_inverse_blocks, solve_schur
 from ..structure.kinds import NestedLaterBlock
@@ -47,6 +48,10 @@ class ConditionalLS:
     """
 
     def __init__(self, fit, chunk: int = 4096):
+        if getattr(fit.model, "residual", None) is not None:
+            raise ModelSpecError("Leverage and approximate (fixed-θ) deletion are not available for models with "
+                                 "a residual structure (correlation=/variance=); use "
+                                 "influence(..., method='exact'), which refits without each case.")
         self.fit = fit
         self.chunk = chunk
         model, est = fit.model, fit.estimates

@@ -52,6 +52,10 @@ def check_kr_size(model) -> None:
     q = 12,000 that is 1.2 GB per matrix. One grouping factor (or a nested
     second) keeps them sparse and has no limit.
     """
+    if getattr(model, "residual", None) is not None:
+        raise ModelSpecError("Kenward-Roger is not available for models with a residual structure "
+                             "(correlation=/variance=): its V = ZΛΛᵀZᵀ + σ²I does not hold there. "
+                             "Use ddf='satterthwaite' (which covers the residual parameters) or ddf='normal'.")
     q = sum(b.nlevels * b.p for b in model.blocks)
     if model.dims.q2 == 0 or q <= KR_MAX_Q:
         return

@@ -228,3 +228,14 @@ def test_bootstrap_refits_estimate_phi():
     ci = boot.ci()
     assert "phi" in ci.index
     assert ci.loc["phi", "lower"] < fit.residual_params["phi"] < ci.loc["phi", "upper"]
+
+
+def test_methods_without_residual_structure_support_refuse():
+    """Kenward-Roger and leverage assume V = ZΛΛᵀZᵀ + σ²W⁻¹: refused, not silently wrong."""
+    from lmmjax.diagnostics.residuals import leverage
+    from lmmjax.inference import coef_table
+    fit = _ss_ar1()
+    with pytest.raises(ModelSpecError, match="Kenward-Roger is not available for models with a residual"):
+        coef_table(fit, ddf="kenward-roger")
+    with pytest.raises(ModelSpecError, match="Leverage and approximate"):
+        leverage(fit)
