@@ -149,9 +149,9 @@ class _Objective:
         return np.asarray(u), np.asarray(b), bool(conv)
 
 
-def _lbfgs(obj: _Objective, x0, bounds, layout, lower_theta):
+def _lbfgs(obj: _Objective, x0, bounds, layout, lower_theta, options=OPTIONS):
     """L-BFGS-B, then restarts from any boundary saddle of θ it stopped at."""
-    res = so.minimize(obj.scipy_fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=OPTIONS)
+    res = so.minimize(obj.scipy_fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
     nit = int(res.nit)
     k = len(lower_theta)
     for _ in range(3):
@@ -161,7 +161,7 @@ def _lbfgs(obj: _Objective, x0, bounds, layout, lower_theta):
         if escape is None:
             break
         res = so.minimize(obj.scipy_fun, np.concatenate([escape, x[k:]]), jac=True, method="L-BFGS-B",
-                          bounds=bounds, options=OPTIONS)
+                          bounds=bounds, options=options)
         nit += int(res.nit)
     return res, nit
 
@@ -180,13 +180,20 @@ def _snap(obj: _Objective, x, f, lower):
     return x, f, tuple(snapped)
 
 
-def _stage(obj: _Objective, x0, layout, gtol):
-    """One stage: L-BFGS-B, snapping, Newton polish; returns (x, value, gradient, record pieces)."""
+def _stage(obj: _Objective, x0, layout, gtol, final=True):
+    """One stage: L-BFGS-B, snapping, Newton polish; returns (x, value, gradient, record pieces).
+
+    A stage that only makes the start of the next (``final=False``: stage 1
+    before stage 2, as lme4's nAGQ = 0 start) stops at ``ftol`` 1e-8 without
+    snapping or polishing.
+    """
     k = layout.size
     lower = np.concatenate([np.asarray(layout.lower, float), np.full(len(x0) - k, -np.inf)])
     bounds = list(layout.bounds) + [(None, None)] * (len(x0) - k)
     y0 = obj.precondition(obj.to_y(x0))
-    res, nit = _lbfgs(obj, y0, bounds, layout, lower[:k])
+    res, nit = _lbfgs(obj, y0, bounds, layout, lower[:k], OPTIONS if final else dict(OPTIONS, ftol=1e-8))
+    if not final:
+        return obj.to_x(res.x), float(res.fun), np.nan, False, nit, str(res.message), ()
     y, f, snapped = _snap(obj, res.x, float(res.fun), lower)
     y, f, g = polish(y, obj.value_and_grad, obj.hessian, obj.value, lower, gtol)
     pg = float(np.max(np.abs(np.asarray(projected_gradient(y, g, lower))), initial=0.0))
@@ -222,7 +229,7 @@ def minimize_glmm(data, dims, family, layout, nagq: int = 1, theta0=None, beta0=
     if beta0 is not None:
         beta = np.asarray(beta0, float)
     if theta0 is None or nagq == 0:
-        x1, f1, pg, ok, nit, msg, snapped = _stage(stage1, theta_start, layout, gtol)
+        x1, f1, pg, ok, nit, msg, snapped = _stage(stage1, theta_start, layout, gtol, final=nagq == 0)
         u, beta, _ = stage1.mode(x1)
     else:
         x1, nit, snapped = theta_start, 0, ()
