@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..lmer import optimize_theta
 from ..simulate.batched import fit_weights
 
 
@@ -67,6 +68,8 @@ def refit_deleted(model, row_sets: list, theta0, **kwargs) -> DeletionRefits:
     W = deletion_weights(model, row_sets)
     p = model.dims.p
     estimable = np.array([fixed_rank_ok(model.X, w) and np.sum(w > 0) > p + 1 for w in W], dtype=bool)
+    if getattr(model, "residual", None) is not None:
+        return _refit_each(model, W, estimable, theta0)
     res = fit_weights(model, np.where(estimable[:, None], W, model.weights[None, :]), theta0=theta0,
                       progress=False, **kwargs)
 
@@ -77,6 +80,25 @@ def refit_deleted(model, row_sets: list, theta0, **kwargs) -> DeletionRefits:
     return DeletionRefits(theta=masked(res["theta"]), beta=masked(res["beta"]), sigma=masked(res["sigma"]),
                           vcov_unscaled=masked(res["vcov_unscaled"]), deviance=masked(res["deviance"]),
                           converged=res["converged"] & estimable, estimable=estimable)
+
+
+def _refit_each(model, W, estimable, theta0) -> DeletionRefits:
+    """Deletion refits one at a time (single-fit optimizer), for models with a residual structure:
+    deleting a row relinks the AR chains (its successor's predecessor becomes the row before it),
+    which the batched weights path does not do."""
+    k, p = len(np.asarray(theta0)), model.dims.p
+    theta, beta = np.full((len(W), k), np.nan), np.full((len(W), p), np.nan)
+    sigma, deviance = np.full(len(W), np.nan), np.full(len(W), np.nan)
+    vcu, converged = np.full((len(W), p, p), np.nan), np.zeros(len(W), bool)
+    for i, (w, ok) in enumerate(zip(W, estimable)):
+        if not ok:
+            continue
+        opt, est = optimize_theta(model.with_weights(w), np.asarray(theta0, float))
+        theta[i], beta[i], sigma[i], deviance[i], vcu[i] = est.theta, est.beta, est.sigma, est.deviance, \
+            est.vcov_unscaled
+        converged[i] = bool(opt.success)
+    return DeletionRefits(theta=theta, beta=beta, sigma=sigma, vcov_unscaled=vcu, deviance=deviance,
+                          converged=converged, estimable=estimable)
 
 
 __all__ = ["deletion_weights", "fixed_rank_ok", "refit_deleted", "DeletionRefits"]

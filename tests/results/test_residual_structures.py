@@ -239,3 +239,15 @@ def test_methods_without_residual_structure_support_refuse():
         coef_table(fit, ddf="kenward-roger")
     with pytest.raises(ModelSpecError, match="Leverage and approximate"):
         leverage(fit)
+
+
+def test_deletion_refit_relinks_the_ar_chain():
+    """Deleting a row (weight 0) is a missing time point: the refit equals the fit to the data
+    without that row, with AR1(time=) taking the gap into account; influence() refits exactly."""
+    from lmmjax.diagnostics.deletion import refit_deleted
+    ss = _ss()
+    full = lmm.lmer("Reaction ~ Days + (1 | Subject)", ss, correlation=lmm.AR1("Subject", "Days"))
+    dropped = lmm.lmer("Reaction ~ Days + (1 | Subject)", ss.drop(index=3), correlation=lmm.AR1("Subject", "Days"))
+    r = refit_deleted(full.model, [np.array([3])], full.theta)
+    np.testing.assert_allclose(r.deviance[0], dropped.deviance, rtol=1e-9)
+    np.testing.assert_allclose(r.beta[0], dropped.fixef.to_numpy(), rtol=1e-6)
