@@ -170,8 +170,18 @@ METHODS = {
 }
 
 
+def glmm_simulate(fit, n: int = 1, seed: int = 0, use_u: bool = False) -> np.ndarray:
+    """Responses simulated from a GLMM fit, (n, rows) on glm's scale (binomial: proportions)."""
+    return simulate.simulate_glmm(fit, n, seed=seed, use_u=use_u)
+
+
+def glmm_bootstrap(fit, n: int = 1000, seed: int = 0, use_u: bool = False):
+    """Parametric bootstrap of a GLMM fit (batched refits) → BootstrapResult (``.ci()``)."""
+    return simulate.bootstrap_glmm(fit, n, seed=seed, use_u=use_u)
+
+
 #: method name on GlmerFit → the function above (the others are GlmerFit's own or LMM-only).
-GLMM_METHODS = {"check": check, "report": report}
+GLMM_METHODS = {"check": check, "report": report, "simulate": glmm_simulate, "bootstrap": glmm_bootstrap}
 
 
 def attach(cls: type = LmerFit, methods: dict = METHODS) -> None:

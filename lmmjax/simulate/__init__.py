@@ -4,6 +4,8 @@
 - :func:`bootstrap` — parametric bootstrap by batched refits
   (``fit.bootstrap``) → :class:`BootstrapResult`;
 - :func:`refit_many` — one design fitted to many responses (``fit.refit_many``);
+- :func:`bootstrap_glmm`, :func:`simulate_glmm`, :func:`refit_glmm_many` — the same
+  for GLMM fits (``GlmerFit.bootstrap``, ``GlmerFit.simulate``);
 - :func:`fit_batch` / :func:`fit_simulated` — the engine: one model
   structure fitted to many responses in one compiled computation, sharded
   over ``jax.devices()`` (used by the power simulations).
@@ -18,6 +20,7 @@ Examples
 from .batched import auto_batch_size, fit_batch, fit_simulated
 from .bootstrap import BootstrapResult, bootstrap
 from .draw import SimulationParameters, parameters_from_fit, simulate, simulate_model
+from .glmm import bootstrap_glmm, refit_glmm_many, refit_model_many, simulate_design, simulate_glmm
 from ..fitting.newton import NewtonOptions
 from ..fitting.record import STATUS_TEXT
 from .refit import refit_many
@@ -25,5 +28,6 @@ from .refit import refit_many
 __all__ = [
     "simulate", "bootstrap", "refit_many", "BootstrapResult", "fit_batch", "fit_simulated",
     "simulate_model", "SimulationParameters", "parameters_from_fit", "NewtonOptions", "STATUS_TEXT",
-    "auto_batch_size",
+    "auto_batch_size", "bootstrap_glmm", "simulate_glmm", "refit_glmm_many", "refit_model_many",
+    "simulate_design",
 ]
