@@ -15,6 +15,7 @@ from ..progress import Progress, first_use
 from ..results.fit import LmerFit
 from ..simulate.batched import fit_simulated
 from ..validate import check_count, check_fraction, check_optional_bool, check_optional_count, check_seed
+from .glmm import power_glmm
 from .engine import BatchFit, _fit_many, batch_satterthwaite, chunk_size
 from .hypotheses import (
     METHODS, lrt_statistics, null_model, resolve_hypothesis, satterthwaite_statistics, wald_statistics,
@@ -293,9 +294,10 @@ def power(fit_or_data, test=None, method: str = "lrt", *, formula: str | None = 
 
     Parameters
     ----------
-    fit_or_data : LmerFit or pandas.DataFrame
+    fit_or_data : LmerFit, GlmerFit or pandas.DataFrame
         A fitted model (its formula, design and estimates are the starting
-        values) or a design (then ``formula``, ``varcorr``, ``sigma`` and the
+        values; for a GlmerFit see :func:`lmmjax.powersim.glmm.power_glmm`:
+        methods "lrt" and "wald", parameters on the link scale) or a design (then ``formula``, ``varcorr``, ``sigma`` and the
         effect of interest in ``fixef`` are needed; unnamed fixed effects are 0).
     test : str or list of str
         Fixed-effect columns (``"Days"``, ``"group[T.treated]"``) or terms of
@@ -356,6 +358,13 @@ def power(fit_or_data, test=None, method: str = "lrt", *, formula: str | None = 
     >>> res = lmm.power(fit, test="Days", fixef={"Days": 2}, nsim=200, progress=False)  # doctest: +SKIP
     >>> print(res)  # doctest: +SKIP
     """
+    if getattr(fit_or_data, "family", None) is not None:  # a GlmerFit: lmmjax.powersim.glmm
+        unused = [k for k, v in dict(formula=formula, data=data, sigma=sigma, reml=reml).items() if v is not None]
+        if unused:
+            raise ModelSpecError(f"power() of a GLMM fit does not take {', '.join(unused)} (it simulates the "
+                                 "fit's design; a GLMM has no sigma and is fitted by ML).")
+        return power_glmm(fit_or_data, test, method, fixef=fixef, varcorr=varcorr, theta=theta, nsim=nsim,
+                          alpha=alpha, seed=seed, level=level)
     nsim, alpha, seed = check_count(nsim, "nsim"), check_fraction(alpha, "alpha"), check_seed(seed)
     level, reml = check_fraction(level, "level"), check_optional_bool(reml, "reml")
     batch_size = check_optional_count(batch_size, "batch_size")

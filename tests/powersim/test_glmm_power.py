@@ -1,0 +1,48 @@
+"""lmm.power for a GLMM fit (issue 11): binary-outcome power against a simr-style glmer simulation."""
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmmjax as lmm
+
+from ..reference_data import FIXTURES
+
+REF = json.loads((FIXTURES / "glmer" / "bootstrap" / "binary_power.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def binary_fit():
+    """A glmer fit on the fixture's design (40 groups x 10 rows); power() replaces its parameters."""
+    df = pd.DataFrame(REF["data"])
+    df["g"] = pd.Categorical(df["g"])
+    rng = np.random.default_rng(0)
+    b = rng.normal(0.0, 0.8, 40)
+    eta = -0.5 + 0.5 * df["x"] + b[df["g"].cat.codes]
+    df["y"] = rng.binomial(1, 1.0 / (1.0 + np.exp(-eta)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lmm.glmer(REF["formula_h1"], df, family="binomial")
+
+
+@pytest.mark.slow  # 2 x 500 simulations, LRT (2,000 glmer refits) and two compiled programs
+@pytest.mark.parametrize("result", REF["results"], ids=lambda r: f"effect{r['effect']}")
+def test_binary_power_agrees_with_glmer_simulation(binary_fit, result):
+    """Within 3 combined Monte Carlo SEs of R's loop (500 simulations each)."""
+    truth = dict(fixef={"Intercept": REF["truth"]["intercept"], "x": result["effect"]},
+                 varcorr={"g": REF["truth"]["sd_g"]})
+    res = lmm.power(binary_fit, test="x", method="lrt", nsim=500, seed=3, **truth)
+    assert res.n_failed == 0 and res.method == "lrt" and res.test == ("x",)
+    se = np.hypot(result["mc_se_lrt"], np.sqrt(res.power * (1 - res.power) / 500))
+    assert abs(res.power - result["power_lrt"]) < 3 * se, (res.power, result["power_lrt"], se)
+    np.testing.assert_allclose(res.parameters["theta"], [REF["truth"]["sd_g"]])
+    assert list(res.parameters["varcorr"].group) == ["g"]
+
+
+def test_glmm_power_refuses_what_a_glmm_does_not_have(binary_fit):
+    with pytest.raises(lmm.ModelSpecError, match="not 'satterthwaite'"):
+        lmm.power(binary_fit, test="x", method="satterthwaite", nsim=10)
+    with pytest.raises(lmm.ModelSpecError, match="does not take sigma"):
+        lmm.power(binary_fit, test="x", sigma=1.0, nsim=10)
