@@ -5,8 +5,9 @@ random effects and a response from the model at the assumed parameters
 (the fit's estimates, with ``fixef=``/``varcorr=``/``theta=`` overrides on
 the link scale), refits the model — and for the likelihood-ratio test the
 model without the tested columns — and counts p < ``alpha``. The refits
-are :func:`lmmjax.simulate.refit_model_many` (one compiled, vmapped
-program per model structure), started at the assumed parameters.
+are :func:`lmmjax.simulate.refit_glmm_many` (one compiled, vmapped
+program per model structure), started from the fit and, for the null
+model, from its fit to the same data (fitted once).
 
 Examples
 --------
@@ -21,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
-from ..simulate.glmm import refit_model_many, simulate_design
+from ..glmer import fit_glmm_model
+from ..simulate.glmm import refit_glmm_many, simulate_design
 from ..validate import check_count, check_fraction, check_seed
 from .hypotheses import lrt_statistics, null_model, resolve_hypothesis, wald_statistics
 from .parameters import Truth, resolve_truth
@@ -78,13 +80,14 @@ def power_glmm(fit, test=None, method: str = "lrt", *, fixef=None, varcorr=None,
     hyp = resolve_hypothesis(model, test)
     beta = truth.fixef.to_numpy(float)
     Y = simulate_design(model, family, truth.theta, beta, nsim, seed)
-    h1 = refit_model_many(model, family, fit.nagq, truth.theta, beta, Y, with_vcov=(method == "wald"))
+    h1 = refit_glmm_many(fit, Y, with_vcov=(method == "wald"))
     cols = {c: h1["beta"][:, j] for c, j in zip(hyp.columns, hyp.index)}
     extra = dict(converged=h1["converged"].astype(bool), singular=_singular(model, h1["theta"]))
     if method == "lrt":
         null = null_model(model, hyp)
-        keep = [j for j in range(model.dims.p) if j not in hyp.index]
-        h0 = refit_model_many(null, family, fit.nagq, truth.theta, beta[keep], Y)
+        # the null model fitted once to the fit's data: the start (and Hessian) of its batched refits
+        null_fit = fit_glmm_model(null, family, f"{fit.formula} without {hyp.label}", fit.nagq, warn=False)
+        h0 = refit_glmm_many(null_fit, Y)
         stats = lrt_statistics(h1["deviance"], h0["deviance"], hyp)
         extra.update(converged_h0=h0["converged"].astype(bool), singular_h0=_singular(null, h0["theta"]),
                      deviance_h1=h1["deviance"], deviance_h0=h0["deviance"])

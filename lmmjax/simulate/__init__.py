@@ -20,7 +20,7 @@ Examples
 from .batched import auto_batch_size, fit_batch, fit_simulated
 from .bootstrap import BootstrapResult, bootstrap
 from .draw import SimulationParameters, parameters_from_fit, simulate, simulate_model
-from .glmm import bootstrap_glmm, refit_glmm_many, refit_model_many, simulate_design, simulate_glmm
+from .glmm import bootstrap_glmm, refit_glmm_many, simulate_design, simulate_glmm
 from ..fitting.newton import NewtonOptions
 from ..fitting.record import STATUS_TEXT
 from .refit import refit_many
@@ -28,6 +28,6 @@ from .refit import refit_many
 __all__ = [
     "simulate", "bootstrap", "refit_many", "BootstrapResult", "fit_batch", "fit_simulated",
     "simulate_model", "SimulationParameters", "parameters_from_fit", "NewtonOptions", "STATUS_TEXT",
-    "auto_batch_size", "bootstrap_glmm", "simulate_glmm", "refit_glmm_many", "refit_model_many",
+    "auto_batch_size", "bootstrap_glmm", "simulate_glmm", "refit_glmm_many",
     "simulate_design",
 ]
