@@ -26,10 +26,16 @@ TYPES = ("conditional", "marginal")
 
 
 def marginal_variance(fit) -> np.ndarray:
-    """diag(V̂): the model variance of each observation, σ²(1 + Σ_k ‖T_kᵀ z_ik‖²)."""
+    """diag(V̂): the model variance of each observation, σ²(ratioᵢ²/wᵢ + Σ_k ‖T_kᵀ z_ik‖²)
+    (ratioᵢ the VarIdent SD ratio of the row, 1 without one; an AR(1) correlation leaves the
+    diagonal unchanged)."""
     model = fit.model
     w = model.weights
-    out = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), np.inf)  # residual variance σ²/wᵢ
+    rows = model.residual
+    if rows is not None and rows.variance is not None:
+        ratios = np.concatenate([[1.0], fit.residual_params.to_numpy()[-(len(rows.var_levels) - 1):]])
+        w = w / ratios[rows.var_codes] ** 2
+    out = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), np.inf)  # residual variance σ² ratio²/wᵢ
     for blk in model.blocks:
         ZT = blk.Z @ t_matrix(blk.theta_index, fit.theta)
         out += np.einsum("ia,ia->i", ZT, ZT)

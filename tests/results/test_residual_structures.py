@@ -251,3 +251,13 @@ def test_deletion_refit_relinks_the_ar_chain():
     r = refit_deleted(full.model, [np.array([3])], full.theta)
     np.testing.assert_allclose(r.deviance[0], dropped.deviance, rtol=1e-9)
     np.testing.assert_allclose(r.beta[0], dropped.fixef.to_numpy(), rtol=1e-6)
+
+
+def test_marginal_variance_includes_the_varident_ratios():
+    from lmmjax.diagnostics.residuals import marginal_variance
+    fit = residual_fit("bodyweight_varident", "REML")
+    v = marginal_variance(fit)
+    rows = fit.model.residual
+    ratio = np.concatenate([[1.0], fit.residual_params.to_numpy()])[rows.var_codes]
+    sd_rat = fit.sdcor["sd(Intercept|Rat)"]
+    np.testing.assert_allclose(v, sd_rat ** 2 + (fit.sigma * ratio) ** 2, rtol=1e-10)
