@@ -8,7 +8,7 @@ objective reads are :func:`lmmjax.fitting.glmm.glmm_data` of the model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from ..fitting.record import OptSummary
 from ..memo import memoized
 from ..model import Model
 from ..structure.lambda_map import lambda2_sparse, t_matrix
+from .estimates import conditional_variances, point_estimates
 from .glmer_summary import GlmerSummary
 from .predict import predict as predict_link
 from .varcorr import term_covariances, varcorr_table
@@ -190,6 +191,37 @@ class GlmerFit:
         out = {}
         for blk, b in zip(self.model.blocks, self._modes):
             out[blk.group] = pd.DataFrame(b, index=pd.Index(blk.levels, name=blk.group), columns=blk.columns)
+        return {g: out[g] for g in self.ngroups}
+
+    @property
+    @memoized
+    def _condvar(self) -> list:
+        """Conditional covariances of b per block: Λ (Λ'Z'WZΛ + I)⁻¹ Λ' at the mode's working
+        weights (lme4's ``condVar`` with σ = 1), through the LMM's blocked solver."""
+        eta = self.linear_predictor
+        fam, model = self.family, self.model
+        mu = np.asarray(fam.linkinv(eta), float)
+        me = np.asarray(fam.mu_eta(eta), float)
+        w = model.weights * me * me / np.asarray(fam.variance(mu), float)
+        z = eta + (model.y - mu) / me  # a response for the cross-products; only the weights matter here
+        working = replace(model, weights=w, frame=replace(model.frame, y=z), arrays=model.values(weights=w, y=z))
+        est = replace(point_estimates(working, self.estimates.theta), sigma=1.0)
+        return conditional_variances(working, est)
+
+    @property
+    @memoized
+    def ranef_condvar(self) -> dict:
+        """Conditional covariance matrices of the random effects: per group (nlevels, p, p)."""
+        return {blk.group: cv for blk, cv in zip(self.model.blocks, self._condvar)}
+
+    @property
+    @memoized
+    def ranef_sd(self) -> dict:
+        """Conditional standard deviations of the random effects (lme4's condVar), per group."""
+        out = {}
+        for blk, cv in zip(self.model.blocks, self._condvar):
+            sd = np.sqrt(np.maximum(np.diagonal(cv, axis1=1, axis2=2), 0.0))
+            out[blk.group] = pd.DataFrame(sd, index=pd.Index(blk.levels, name=blk.group), columns=blk.columns)
         return {g: out[g] for g in self.ngroups}
 
     # ---- fitted values and residuals -------------------------------------

@@ -69,6 +69,8 @@ def test_cbpp_laplace_matches_lme4():
     assert fit.deviance == pytest.approx(ref["objective"], abs=2e-5)
     b = fit.ranef["herd"].iloc[:, 0].to_numpy()
     np.testing.assert_allclose(b, np.ravel(ref["ranef"]["herd"]["values"]), rtol=1e-3, atol=1e-4)
+    sd = fit.ranef_sd["herd"].iloc[:, 0].to_numpy()  # lme4's condVar
+    np.testing.assert_allclose(sd, np.ravel(ref["ranef"]["herd"]["condsd"]), rtol=1e-4)
 
 
 def test_cbpp_proportion_with_weights_is_the_same_fit():
@@ -139,7 +141,13 @@ def test_grouseticks_three_random_intercepts_match_lme4():
     test_verbagg_crossed_matches_lme4), so fixed effects are compared at 1e-4
     relative to lme4's, which moved with it.
     """
-    check_against_lme4("grouseticks", rtol_fixef=1e-4)
+    fit, ref = check_against_lme4("grouseticks", rtol_fixef=1e-4)
+    for group, r in ref["ranef"].items():  # modes and condVar per grouping factor, matched by level
+        levels = [str(v) for v in r["levels"]]
+        ours = fit.ranef[group].set_axis([str(v) for v in fit.ranef[group].index]).loc[levels].iloc[:, 0]
+        sd = fit.ranef_sd[group].set_axis([str(v) for v in fit.ranef_sd[group].index]).loc[levels].iloc[:, 0]
+        np.testing.assert_allclose(ours, np.ravel(r["values"]), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(sd, np.ravel(r["condsd"]), rtol=1e-3)
 
 
 @pytest.mark.parametrize("name", ["counts_offset_arg", "counts_offset_formula"])
