@@ -52,9 +52,9 @@ def _singular_message(fit: LmerFit) -> str:
 def _minimize_from(model: Model, start, restarts: bool):
     """The optimizer record from ``start``, or the best of it and the residual-φ restarts
     (:func:`lmmjax.fitting.start.residual_restarts`) for a fresh fit with AR residuals."""
-    opt = minimize_deviance(model.arrays, model.dims, model.layout, theta0=start)
+    opt = minimize_deviance(model.fit_arrays, model.fit_dims, model.layout, theta0=start)
     for alt_start in (residual_restarts(model, start) if restarts else []):
-        alt = minimize_deviance(model.arrays, model.dims, model.layout, theta0=alt_start)
+        alt = minimize_deviance(model.fit_arrays, model.fit_dims, model.layout, theta0=alt_start)
         if alt.deviance < opt.deviance - 1e-8 * max(1.0, abs(opt.deviance)):
             opt = replace(alt, theta_start=start, message=alt.message + " (best of several starting values of phi)")
     return opt
@@ -156,7 +156,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
     reml = check_bool(reml, "reml")
     model = build_model(formula, data, reml=reml, weights=weights, offset=offset, correlation=correlation,
                         variance=variance)
-    with Progress(desc="lmer", unit="s", compiling=first_use(("lmer", model.dims))):
+    with Progress(desc="lmer", unit="s", compiling=first_use(("lmer", model.fit_dims))):
         return fit_model(model, formula)
 
 

@@ -13,6 +13,7 @@ from .memo import memoized
 from .formula.glm_response import glm_prior_weights
 from .formula.model_frame import ModelFrame, build_model_frame
 from .objective.crossprod import cross_products_jit, design_products_jit
+from .objective.padding import unpad_arrays
 from .objective.residual import whitened_products_jit, whitening_rows
 from .objective.sharded_rows import cross_products_sharded, use_row_sharding
 from .structure.pattern import pad_rows
@@ -103,10 +104,18 @@ class Model:
         return (self.Z2.T @ sp.diags(self.weights) @ Z1).tocsr()
 
     # ---- cross-product values -------------------------------------------------------
-    def values(self, weights=None, y=None) -> dict:
-        """Index arrays and cross-product values for other weights and/or response.
+    def _values_of(self, structure, w, y) -> dict:
+        pat = structure.pattern
+        products = cross_products_sharded if use_row_sharding(pat.n_rows) else cross_products_jit
+        vals = products(pat.arrays, pat.pad(w), pat.pad(y), pat.pad(self.offset), structure.dims)
+        return {**structure.index, **vals}
 
-        With a residual structure: the raw padded rows the whitening reads.
+    def values(self, weights=None, y=None) -> dict:
+        """Index arrays and cross-product values (true sizes) for other weights and/or response.
+
+        With a residual structure: the raw padded rows the whitening reads. A
+        small model computes its values on its structure padded to its shape
+        bucket (one program per bucket) and cuts them to the true sizes.
         """
         w = self.weights if weights is None else np.asarray(weights, float)
         y = self.y if y is None else np.asarray(y, float)
@@ -119,9 +128,29 @@ class Model:
                     "has_pred": pad_rows(rows.has_pred, pat.n_rows, False), "dt": pat.pad(rows.dt, 1.0),
                     "var_codes": pad_rows(rows.var_codes.astype(np.int32), pat.n_rows),
                     "nobs": np.float64(np.sum(w > 0))}
-        products = cross_products_sharded if use_row_sharding(pat.n_rows) else cross_products_jit
-        vals = products(pat.arrays, pat.pad(w), pat.pad(y), pat.pad(self.offset), self.dims)
-        return {**self.structure.index, **vals}
+        bucket = self.structure.bucket
+        if bucket is None:
+            return self._values_of(self.structure, w, y)
+        return unpad_arrays(self._values_of(bucket, w, y), self.structure.index, self.dims, bucket.dims)
+
+    @property
+    def fit_dims(self) -> Dims:
+        """The Dims the fit runs on: the shape bucket's for a small model, else :attr:`dims`."""
+        bucket = self.structure.bucket
+        return self.dims if bucket is None else bucket.dims
+
+    @property
+    @memoized
+    def fit_arrays(self) -> dict:
+        """The arrays the fit runs on (at :attr:`fit_dims`): padded for a small model, else :attr:`arrays`.
+
+        Only the fit (:func:`lmmjax.lmer.optimize_theta`) reads them, through
+        :mod:`lmmjax.objective.padding`; everything else uses :attr:`arrays`.
+        """
+        bucket = self.structure.bucket
+        if bucket is None:
+            return self.arrays
+        return self._values_of(bucket, self.weights, self.y)
 
     def response_inputs(self) -> dict:
         """Inputs of :func:`lmmjax.objective.crossprod.response_arrays` (batched refits)."""
@@ -141,7 +170,11 @@ class Model:
 
     def with_reml(self, reml: bool) -> "Model":
         """The same model estimated by REML (True) or ML (False)."""
-        return replace(self, structure=replace(self.structure, dims=replace(self.dims, reml=bool(reml))))
+        def method(structure):
+            return None if structure is None else replace(structure, dims=replace(structure.dims, reml=bool(reml)))
+
+        structure = replace(method(self.structure), bucket=method(self.structure.bucket))
+        return replace(self, structure=structure)
 
     def with_response(self, y: np.ndarray) -> "Model":
         """The same design with another response vector."""

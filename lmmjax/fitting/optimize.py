@@ -15,6 +15,7 @@ import numpy as np
 import scipy.optimize as so
 
 from ..objective.deviance import deviance_jit, profiled_deviance, value_and_grad_jit
+from ..objective.padding import pad_theta
 from .bounds import (boundary_restarts, boundary_saddle_escape, projected_gradient, snap_deviance,
                      start_theta, SNAP_TOL)
 from .record import STOP_GRADIENT, STOP_LINESEARCH, STOP_MAXITER, STOP_NONFINITE, OptSummary
@@ -31,12 +32,17 @@ def newton_polish(theta, arrays, dims, lower, gtol=1e-6, max_steps=8):
     ("ABNORMAL_TERMINATION_IN_LNSRCH") or otherwise short of the gradient
     test, often at a point as good as lme4's. Returns (θ, deviance, gradient).
     """
-    def value_and_grad(th):
-        val, grad = value_and_grad_jit(th, arrays, dims)
-        return float(val), np.asarray(grad, float)
+    k = len(lower)  # θ padded to a shape bucket for each call (objective.padding), results cut back
 
-    return polish(theta, value_and_grad, lambda th: hessian_jit(th, arrays, dims),
-                  lambda th: float(deviance_jit(th, arrays, dims)), lower, gtol, max_steps)
+    def value_and_grad(th):
+        val, grad = value_and_grad_jit(pad_theta(th, dims), arrays, dims)
+        return float(val), np.asarray(grad, float)[:k]
+
+    def hessian(th):
+        return np.asarray(hessian_jit(pad_theta(th, dims), arrays, dims))[:k, :k]
+
+    return polish(theta, value_and_grad, hessian, lambda th: float(deviance_jit(pad_theta(th, dims), arrays, dims)),
+                  lower, gtol, max_steps)
 
 
 def polish(x, value_and_grad, hessian, value, lower, gtol=1e-6, max_steps=8):
@@ -89,7 +95,10 @@ def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNA
 
     Parameters
     ----------
-    arrays, dims : the model's arrays (:attr:`lmmjax.model.Model.arrays`) and Dims
+    arrays, dims : the model's arrays and Dims, maybe padded to a shape bucket
+        (:attr:`lmmjax.model.Model.fit_arrays`, :attr:`~lmmjax.model.Model.fit_dims`):
+        θ is padded for each evaluation (:func:`~lmmjax.objective.padding.pad_theta`)
+        and the gradient cut back, so θ, the bounds and the record keep the true size
     layout : ThetaLayout
         Bounds, and which entries are diagonals of T (an optimum with a
         diagonal entry of a vector term's T near 0 is re-tried from the
@@ -112,18 +121,19 @@ def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNA
     lower = np.asarray(layout.lower, float)
     theta0 = start_theta(lower) if theta0 is None else np.asarray(theta0, float)
     evals = [0]
+    k = len(lower)
 
     def fun(th):
         evals[0] += 1
-        val, grad = value_and_grad_jit(np.asarray(th), arrays, dims)
+        val, grad = value_and_grad_jit(pad_theta(th, dims), arrays, dims)
         val = float(val)
         if not np.isfinite(val):
             return 1e300, np.zeros_like(th)
-        return val, np.asarray(grad, dtype=float)
+        return val, np.asarray(grad, dtype=float)[:k]
 
     def deviance(th):
         evals[0] += 1
-        return float(deviance_jit(th, arrays, dims))
+        return float(deviance_jit(pad_theta(th, dims), arrays, dims))
 
     options = dict(maxiter=5000, maxfun=10000, ftol=1e-12, gtol=1e-9, maxcor=20)
     nit = [0]
@@ -147,11 +157,14 @@ def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNA
             res = alt
     theta, snapped = np.array(res.x, dtype=float), ()
     if np.any(np.isfinite(lower) & (theta > lower) & (theta < snap_tol)):  # else nothing to snap (no compile)
-        theta, _, snapped = snap_deviance(theta, float(res.fun), lower, arrays, dims, snap_tol)
-        theta, snapped = np.asarray(theta), tuple(int(i) for i in np.nonzero(np.asarray(snapped))[0])
-    val, grad = value_and_grad_jit(theta, arrays, dims)
+        # padded θ entries (0, bounded at 0) are never candidates for a snap
+        theta, _, snapped = snap_deviance(pad_theta(theta, dims), float(res.fun), pad_theta(lower, dims), arrays,
+                                          dims, snap_tol)
+        theta, snapped = np.asarray(theta)[:k], tuple(int(i) for i in np.nonzero(np.asarray(snapped)[:k])[0])
+    val, grad = value_and_grad_jit(pad_theta(theta, dims), arrays, dims)
     dev = float(val)
-    pg = float(np.max(np.abs(np.asarray(projected_gradient(theta, np.asarray(grad), lower))), initial=0.0))
+    grad = np.asarray(grad)[:k]
+    pg = float(np.max(np.abs(np.asarray(projected_gradient(theta, grad, lower))), initial=0.0))
     ok = bool(np.isfinite(dev) and pg <= gtol * max(1.0, abs(dev)))
     message = str(res.message)
     if not ok and np.isfinite(dev):  # e.g. L-BFGS-B's line search stalled: judge on the gradient after Newton

@@ -20,7 +20,9 @@ Arrays returned (``m = p + 1`` columns of ``[X y]``):
   (``ent_a[e1] ⊗ ent_a[e2]`` per pair) for the pair-scatter Schur update,
   or ``A21d`` (q2, l1, p1), the dense Z₂ᵀZ₁, for the matmul update;
 - ``nobs``: rows with positive weight; ``sum_log_w``: Σ log wᵢ over them
-  (prior weights enter the likelihood as σ²/wᵢ);
+  (prior weights enter the likelihood as σ²/wᵢ); ``n_fixed``: the number of
+  real fixed-effect columns (fewer than X has when X is padded to a shape
+  bucket, :mod:`lmmjax.structure.buckets`);
 - ``xy_map`` (m, m): K with ``[X, y − offset] = [X̃, ỹ] K`` (see below).
 
 Precision: the values are those of a centred and scaled problem. The
@@ -94,6 +96,12 @@ def design_products(pattern, w, dims) -> dict:
     wZ1 = Z1 * w[:, None]
     out = dict(A11=_per_level(codes1, wZ1, Z1, dims.l1), A1x=_per_level(codes1, wZ1, X, dims.l1),
                Axx=(X * w[:, None]).T @ X, X_scaled=X, x_map=c_inv)
+    # columns padded to a shape bucket (lmmjax.structure.buckets) are zero: give them an identity
+    # diagonal, uncoupled, so that the [X y] factor is the identity there and β, the deviance are unchanged
+    x_pad = pattern.get("x_pad")
+    if x_pad is not None:
+        out["Axx"] = out["Axx"] + jnp.diag(x_pad)
+    out["n_fixed"] = jnp.asarray(X.shape[1] - (0.0 if x_pad is None else jnp.sum(x_pad)), w.dtype)
     positive = w > 0
     out["nobs"] = jnp.sum(positive).astype(w.dtype)
     out["sum_log_w"] = jnp.sum(jnp.where(positive, jnp.log(jnp.where(positive, w, 1.0)), 0.0))

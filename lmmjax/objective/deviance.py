@@ -49,6 +49,7 @@ class Factor(NamedTuple):
     nobs, sum_log_w : observations with positive weight and Σ log wᵢ
     rest : the later blocks' :class:`~lmmjax.structure.kinds.RestFactor`
         (kept only when asked, for estimates after the fit), else None
+    n_fixed : real fixed-effect columns (``dims.p`` unless padded to a shape bucket)
     """
 
     logdet_L: object
@@ -59,6 +60,7 @@ class Factor(NamedTuple):
     nobs: object
     sum_log_w: object
     rest: object = None
+    n_fixed: object = None
 
 
 def factorize(theta, arrays, dims, keep_factor=False) -> Factor:
@@ -81,7 +83,13 @@ def factorize(theta, arrays, dims, keep_factor=False) -> Factor:
     K = arrays["xy_map"]  # [X, y − offset] = [X̃, ỹ] K, K upper triangular (objective.crossprod)
     LXX = K.T @ jnp.linalg.cholesky(SXX)
     return Factor(logdet_L=jnp.sum(logdet1) + logdet2, SXX=K.T @ SXX @ K, LXX=LXX, M11inv=M11inv,
-                  W=W, nobs=arrays["nobs"], sum_log_w=arrays["sum_log_w"], rest=rest)
+                  W=W, nobs=arrays["nobs"], sum_log_w=arrays["sum_log_w"], rest=rest,
+                  n_fixed=jnp.asarray(arrays.get("n_fixed", dims.p), A11.dtype))
+
+
+def fixed_columns(f: Factor, dims):
+    """The number of real fixed-effect columns (padded ones have an identity factor and count for nothing)."""
+    return dims.p if f.n_fixed is None else f.n_fixed
 
 
 def deviance_from_factor(f: Factor, dims):
@@ -93,7 +101,7 @@ def deviance_from_factor(f: Factor, dims):
     r2 = LXX[dims.p, dims.p] ** 2
     n = f.nobs  # an array, so that refits with other weights share compiled code
     if dims.reml:
-        dof = n - dims.p
+        dof = n - fixed_columns(f, dims)
         logdet_rx = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)[: dims.p]))
         return f.logdet_L + logdet_rx + dof * (1.0 + LOG2PI + jnp.log(r2 / dof)) - f.sum_log_w
     return f.logdet_L + n * (1.0 + LOG2PI + jnp.log(r2 / n)) - f.sum_log_w

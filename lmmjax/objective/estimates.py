@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..program_cache import cached_jit
-from .deviance import deviance_from_factor, factorize
+from .deviance import deviance_from_factor, factorize, fixed_columns
 
 jax.config.update("jax_enable_x64", True)
 
@@ -51,7 +51,7 @@ def estimates_from_factor(f, dims) -> Estimates:
     vcov_unscaled = Rinv.T @ Rinv
     beta = Rinv.T @ LXX[p, :p]
     pwrss = LXX[p, p] ** 2
-    dof = f.nobs - p if dims.reml else f.nobs
+    dof = f.nobs - fixed_columns(f, dims) if dims.reml else f.nobs
     return Estimates(beta=beta, sigma=jnp.sqrt(pwrss / dof), vcov_unscaled=vcov_unscaled, pwrss=pwrss,
                      deviance=deviance_from_factor(f, dims), logdet_L=f.logdet_L,
                      logdet_RX=2.0 * jnp.sum(jnp.log(jnp.diagonal(R))))

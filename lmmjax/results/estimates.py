@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from ..model import Model
 from ..objective.deviance import Factor
-from ..objective.estimates import estimates_numpy
+from ..objective.padding import estimates_at_true_sizes
 from ..structure.kinds import NestedLaterBlock
 from ..structure.lambda_map import lambda2_sparse, t_matrix
 
@@ -33,7 +33,7 @@ class PointEstimates:
 
 def point_estimates(model: Model, theta: np.ndarray) -> PointEstimates:
     """β̂ (GLS), σ̂ and cov(β̂)/σ² at θ."""
-    f, est = estimates_numpy(theta, model.arrays, model.dims)
+    f, est = estimates_at_true_sizes(theta, model.fit_arrays, model.fit_dims, model.dims)
     return PointEstimates(np.asarray(theta, float), est.beta, float(est.sigma), est.vcov_unscaled,
                           float(est.deviance), float(est.pwrss), f)
 

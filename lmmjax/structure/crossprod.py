@@ -6,10 +6,11 @@ The cross-product *values* are computed in JAX from the pattern
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .buckets import bucket_dims, padded_structure
 from .kinds import choose_kind
 from .pattern import Pattern, build_pattern
 from .residual import residual_dims
@@ -46,14 +47,19 @@ class Structure:
     dims: Dims
     pattern: Pattern
     index: dict  # θ-map and factor index arrays (lam_index, lam_weight, T1_index, T2_index, ent_*, pair_*)
+    #: the same structure padded to its shape bucket (small models; :mod:`lmmjax.structure.buckets`), or None
+    bucket: "Structure | None" = None
 
 
 def build_structure(blocks: list, X: np.ndarray, reml: bool, n_theta: int, schur="auto",
-                    residual=None) -> Structure:
+                    residual=None, bucket: bool = True) -> Structure:
     """Choose the block kind, build the pattern and the index arrays.
 
     ``schur`` is passed to :func:`~lmmjax.structure.kinds.choose_kind`
     ("auto", "pairs", "matmul", "tiled"), or is a block kind object to use.
+    With ``bucket`` (default) a small model also gets a copy padded to its
+    shape bucket (``Structure.bucket``), which the fit runs on so that one
+    compiled program serves every model of the bucket.
 
     ``residual`` (:class:`~lmmjax.structure.residual.ResidualRows`) adds a
     residual covariance structure: ``n_theta`` then counts the T entries
@@ -78,4 +84,8 @@ def build_structure(blocks: list, X: np.ndarray, reml: bool, n_theta: int, schur
     dims = Dims(p=X.shape[1], l1=b1.nlevels, p1=b1.p, q2=q2, kmax=kmax, n_theta=n_theta, reml=bool(reml),
                 kind=kind, a22_shape=a22_shape,
                 residual=residual_dims(residual, n_theta, sum(b.p for b in blocks[1:]), doubled))
-    return Structure(dims=dims, pattern=pattern, index=index)
+    structure = Structure(dims=dims, pattern=pattern, index=index)
+    padded = bucket_dims(dims) if bucket and residual is None else None  # residual structures: exact sizes
+    if padded is None:
+        return structure
+    return replace(structure, bucket=padded_structure(structure, padded))

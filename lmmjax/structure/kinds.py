@@ -28,6 +28,7 @@ import numpy as np
 import scipy.linalg as sla
 from jax import lax
 
+from .buckets import round_up
 from .lambda_map import lambda_gather, lambda_left_t, lambda_right, t_from_theta
 
 jax.config.update("jax_enable_x64", True)
@@ -133,6 +134,14 @@ class NoLaterBlocks:
     def index_arrays(self, blocks):
         return dict(lam_index=np.zeros((0, 1), np.int32), lam_weight=np.zeros((0, 1), np.int32))
 
+    def padded_later(self, dims, minimum):
+        """(q2, kmax, a22_shape) of a shape bucket (:mod:`lmmjax.structure.buckets`): nothing to pad."""
+        return 0, dims.kmax, dims.a22_shape
+
+    def pad_pattern(self, arrays, index, exact, bucket):
+        """Pattern arrays and index arrays remapped to the bucket's sizes: nothing depends on them."""
+        return arrays, index
+
     def factor(self, theta, arrays, dims, W, keep_factor):
         zero = jnp.zeros((), W.dtype)
         return zero, jnp.zeros((dims.p + 1, dims.p + 1), W.dtype), None
@@ -182,6 +191,20 @@ class NestedLaterBlock:
 
     def n_slots(self, blocks):
         return self.a22_segments(blocks)
+
+    def padded_later(self, dims, minimum):
+        """(q2, kmax, a22_shape) of a shape bucket: levels of the nested block padded."""
+        l2, p2, _ = dims.a22_shape
+        l2_pad = round_up(l2, minimum)
+        return l2_pad * p2, dims.kmax, (l2_pad, p2, p2)
+
+    def pad_pattern(self, arrays, index, exact, bucket):
+        """Only the spare slot of the Schur pairs moves (slots are level-major: padded levels come last)."""
+        spare, spare_pad = np.prod(exact.a22_shape), np.prod(bucket.a22_shape)
+        if "pair_target" in arrays:
+            target = arrays["pair_target"]
+            arrays["pair_target"] = np.where(target == spare, spare_pad, target).astype(target.dtype)
+        return arrays, index
 
     def factor(self, theta, arrays, dims, W, keep_factor):
         A22 = arrays["A22"]
@@ -254,6 +277,33 @@ class DenseLaterBlocks:
 
     def n_slots(self, blocks):
         return self.a22_segments(blocks)
+
+    def padded_later(self, dims, minimum):
+        """(q2, kmax, a22_shape) of a shape bucket: columns of S and of Λ₂'s gather padded."""
+        q2 = round_up(dims.q2, minimum)
+        return q2, round_up(dims.kmax), (q2, q2)
+
+    def pad_pattern(self, arrays, index, exact, bucket):
+        """Flat slots of the q2 × q2 matrix and of Z₂ᵀZ₁ re-strided; Λ₂ padded with zero weights."""
+        q2, q2_pad = exact.q2, bucket.q2
+
+        def restride(flat, width, width_pad):
+            return ((flat // width) * width_pad + flat % width).astype(flat.dtype)
+
+        arrays["slot22"] = restride(arrays["slot22"], q2, q2_pad)
+        if "pair_target" in arrays:
+            target = arrays["pair_target"]
+            arrays["pair_target"] = np.where(target == q2 * q2, q2_pad * q2_pad,
+                                             restride(target, q2, q2_pad)).astype(target.dtype)
+        if "slot21" in arrays:
+            arrays["slot21"] = restride(arrays["slot21"], exact.l1, bucket.l1)
+        lam_index, lam_weight = index["lam_index"], index["lam_weight"]
+        rows, extra = q2_pad - q2, bucket.kmax - exact.kmax
+        lam_index = np.concatenate([lam_index, np.repeat(lam_index[:, :1], extra, axis=1)], axis=1)
+        lam_index = np.concatenate([lam_index, np.repeat(np.arange(q2, q2_pad)[:, None], bucket.kmax, axis=1)])
+        lam_weight = np.pad(lam_weight, ((0, rows), (0, extra)))
+        index.update(lam_index=lam_index.astype(np.int32), lam_weight=lam_weight.astype(np.int32))
+        return arrays, index
 
     def schur_update(self, W, arrays, dims):
         """(C, D): the update Z₂ᵀZ₁ W Z₁ᵀZ₂ (q2 × q2) and Z₂ᵀZ₁ W Z₁ᵀ[X y] (q2 × (p+1))."""
@@ -349,6 +399,9 @@ class TiledLaterBlocks(DenseLaterBlocks):
     chunk: int = 1
     name = "tiled"
     factor_keys = ("head_cols", "head_src", "head_slot")
+    #: never padded to a shape bucket (:mod:`lmmjax.structure.buckets`): a kind for large designs,
+    #: whose head arrays are laid out for the exact sizes
+    padded_later = None
 
     @property
     def uses_pairs(self):
