@@ -26,6 +26,7 @@ PosixPath('/home/me/.cache/lmmjax/jax')
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
@@ -67,10 +68,18 @@ def enable_compilation_cache(path: str | os.PathLike) -> Path:
     return path
 
 
+@lru_cache(maxsize=8)
+def _as_path(d: str) -> Path:
+    return Path(d)
+
+
 def compilation_cache_dir() -> Path | None:
-    """The directory of JAX's persistent compilation cache in this process, or None when off."""
+    """The directory of JAX's persistent compilation cache in this process, or None when off.
+
+    Read at every call of a cached program, so the Path is made once per setting.
+    """
     d = jax.config.jax_compilation_cache_dir
-    return Path(d) if d else None
+    return _as_path(d) if d else None
 
 
 def configure(environ: Mapping[str, str] = os.environ) -> Path | None:

@@ -21,6 +21,7 @@ reused for any data set of the same :class:`~lmmjax.structure.crossprod.Dims`.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -33,7 +34,7 @@ from .residual import whitened_products
 
 jax.config.update("jax_enable_x64", True)
 
-LOG2PI = float(jnp.log(2.0 * jnp.pi))
+LOG2PI = math.log(2.0 * math.pi)  # plain Python: no JAX computation at import
 
 
 class Factor(NamedTuple):
