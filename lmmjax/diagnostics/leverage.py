@@ -27,8 +27,6 @@ import scipy.sparse as sp
 
 from ..errors import ModelSpecError
 from ..memo import memoized
-from ..results.estimates import schur_inverse_blocks, solve_schur
-from ..structure.kinds import NestedLaterBlock
 from ..structure.lambda_map import lambda2_sparse, t_matrix
 
 
@@ -69,11 +67,7 @@ class ConditionalLS:
             Lam2 = lambda2_sparse(model.blocks, est.theta)
             self.W2 = (sp.diags(sw) @ model.Z2 @ Lam2).tocsr()
             self.M21 = (Lam2.T @ model.A21 @ sp.kron(sp.eye(self.l1), sp.csr_matrix(T1))).tocsr()
-            if isinstance(model.dims.kind, NestedLaterBlock):
-                # later block nested in block 1: S⁻¹ is block-diagonal, kept sparse
-                self.S22inv = sp.block_diag(schur_inverse_blocks(model, est.factor), format="csr")
-            else:
-                self.S22inv = solve_schur(model, est.factor, np.eye(self.q2))
+            self.S22inv = model.dims.kind.inverse_matrix(est.factor.rest, model.blocks)  # sparse when nested
             self.R = (self.W2 - self._block1_sparse(self.u1) @ self.M21.T).tocsr()
         self.X = sw[:, None] * model.X
         self.S = np.asarray(est.factor.SXX)[: self.p, : self.p]

@@ -28,7 +28,8 @@ import numpy as np
 from jax import lax
 
 from ..fitting.reparam import reparametrisation
-from ..objective.deviance import LOG2PI, factorize
+from ..objective.deviance import LOG2PI, factorize, fixed_columns
+from ..objective.padding import pad_theta, varpar_positions
 from ..program_cache import cached_jit
 from ..progress import Progress, first_use
 
@@ -46,7 +47,8 @@ def _deviance_and_covbeta(varpar, arrays, dims):
     n = arrays["nobs"]
     dev = f.logdet_L - f.sum_log_w + LXX[p, p] ** 2 / s2  # pwrss / σ²
     if dims.reml:
-        dev = dev + 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)[:p])) + (n - p) * (LOG2PI + jnp.log(s2))
+        dof = n - fixed_columns(f, dims)  # columns padded to a shape bucket count for nothing
+        dev = dev + 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)[:p])) + dof * (LOG2PI + jnp.log(s2))
     else:
         dev = dev + n * (LOG2PI + jnp.log(s2))
     R = LXX[:p, :p]  # lower Cholesky factor of σ²X'V⁻¹X
@@ -165,8 +167,13 @@ def satterthwaite_info(model, theta: np.ndarray, sigma: float) -> SatterthwaiteI
     if plan is not None:
         model, theta = plan.model, plan.to_scaled(theta)
     varpar = np.append(np.asarray(theta, float), float(sigma))
-    with Progress(desc="Satterthwaite df", unit="s", compiling=first_use(("satterthwaite", model.dims))):
-        H, C, J = (np.asarray(a) for a in pieces_function(model.arrays)(varpar, model.arrays, model.dims))
+    # on the model's shape bucket (one program for every model of the bucket), cut to the true sizes
+    dims, arrays = model.fit_dims, model.fit_arrays
+    with Progress(desc="Satterthwaite df", unit="s", compiling=first_use(("satterthwaite", dims))):
+        padded = np.append(pad_theta(theta, dims), float(sigma))
+        H, C, J = (np.asarray(a) for a in pieces_function(arrays)(padded, arrays, dims))
+    keep, p = varpar_positions(len(varpar) - 1, dims), model.dims.p
+    H, C, J = H[np.ix_(keep, keep)], C[:p, :p], J[:p, :p][..., keep]
     H = 0.5 * (H + H.T)
     D = np.ones(varpar.size)
     if np.isfinite(sigma) and sigma > 0:

@@ -41,6 +41,11 @@ def pad_theta(theta, dims) -> np.ndarray:
     return np.concatenate([theta, np.zeros(theta.shape[:-1] + (extra,))], axis=-1)
 
 
+def varpar_positions(n_theta: int, dims) -> np.ndarray:
+    """Positions of the true entries of ``(θ, σ)`` in ``(pad_theta(θ, dims), σ)``."""
+    return np.r_[np.arange(n_theta), dims.n_theta]
+
+
 def _later(value, exact, bucket):
     """Rows (and columns, when square) of a later-block array at the true sizes."""
     if len(bucket.a22_shape) == 3:  # per level of a nested later block

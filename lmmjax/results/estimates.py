@@ -8,13 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..model import Model
 from ..objective.deviance import Factor
 from ..objective.padding import estimates_at_true_sizes
-from ..structure.kinds import NestedLaterBlock
 from ..structure.lambda_map import lambda2_sparse, t_matrix
 
 
@@ -96,21 +94,9 @@ def conditional_variances(model: Model, est: PointEstimates, chunk: int = 2048) 
     Lam2 = lambda2_sparse(model.blocks, theta)
     M21 = (Lam2.T @ model.a21_at(theta) @ sp.kron(sp.eye(b1.nlevels), sp.csr_matrix(T1))).tocsc()
     p1 = b1.p
-    nested = isinstance(dims.kind, NestedLaterBlock)
-    if nested:
-        Sbd = sp.block_diag(schur_inverse_blocks(model, f), format="csr")
     for start in range(0, b1.nlevels, chunk):
         stop = min(b1.nlevels, start + chunk)
-        block = M21[:, start * p1:stop * p1]
-        if nested:
-            G = (block.T @ (Sbd @ block)).tocsr()  # MᵀS⁻¹M is sparse when nested
-            k = np.arange((stop - start) * p1)
-            rows, cols = np.repeat(k, p1), (k[:, None] // p1 * p1 + np.arange(p1)).ravel()
-            H = np.asarray(G[rows, cols]).reshape(stop - start, p1, p1)
-        else:
-            G = sla.solve_triangular(np.asarray(f.rest.L), block.toarray(), lower=True)
-            G = G.reshape(dims.q2, stop - start, p1).transpose(1, 0, 2)  # (levels, q2, p1)
-            H = np.einsum("jra,jrb->jab", G, G)
+        H = dims.kind.inverse_quadratic_blocks(f.rest, model.blocks, M21[:, start * p1:stop * p1], p1)
         Mi = M11inv[start:stop]
         M11inv[start:stop] = Mi + Mi @ H @ Mi
     out = [s2 * np.einsum("ab,jbc,dc->jad", T1, M11inv, T1)]

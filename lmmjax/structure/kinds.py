@@ -10,8 +10,10 @@ design, and each possibility is one class with the same small interface:
 - JAX side: :meth:`factor` — the Schur complement S of the later blocks,
   log|S| and the quadratic form of ``[X y]`` through S⁻¹;
 - :meth:`solve_jax` (S⁻¹ rhs in JAX, from the kept factor: PIRLS's modes);
-- numpy side (after the fit): :meth:`solve` (S⁻¹ rhs) and
-  :meth:`inverse_diagonal_blocks` (the per-level diagonal blocks of S⁻¹).
+- numpy side (after the fit): :meth:`solve` (S⁻¹ rhs),
+  :meth:`inverse_diagonal_blocks` (the per-level diagonal blocks of S⁻¹),
+  :meth:`inverse_matrix` (S⁻¹ itself, sparse where it is) and
+  :meth:`inverse_quadratic_blocks` (diagonal blocks of MᵀS⁻¹M).
 
 Kinds are frozen and hashable: they are part of the compile key
 (:class:`~lmmjax.structure.crossprod.Dims`). A new backend (tiled, iterative,
@@ -26,10 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse as sp
 from jax import lax
 
 from .buckets import round_up
 from .lambda_map import lambda_gather, lambda_left_t, lambda_right, t_from_theta
+from .pattern import entries, rest_columns
 
 jax.config.update("jax_enable_x64", True)
 
@@ -232,6 +236,17 @@ class NestedLaterBlock:
     def inverse_diagonal_blocks(self, rest, blocks):
         return list(np.asarray(rest.L))
 
+    def inverse_matrix(self, rest, blocks):
+        """S⁻¹ (q2 × q2): block-diagonal, kept sparse."""
+        return sp.block_diag(self.inverse_diagonal_blocks(rest, blocks), format="csr")
+
+    def inverse_quadratic_blocks(self, rest, blocks, M, p):
+        """The diagonal p × p blocks of MᵀS⁻¹M for a sparse M (q2 × k·p): (k, p, p); sparse when nested."""
+        G = (M.T @ (self.inverse_matrix(rest, blocks) @ M)).tocsr()
+        k = np.arange(M.shape[1])
+        rows, cols = np.repeat(k, p), (k[:, None] // p * p + np.arange(p)).ravel()
+        return np.asarray(G[rows, cols]).reshape(-1, p, p)
+
 
 @dataclass(frozen=True)
 class DenseLaterBlocks:
@@ -349,6 +364,18 @@ class DenseLaterBlocks:
                 out.append(Sinv[sl, sl])
             start += blk.nlevels * blk.p
         return out
+
+    def inverse_matrix(self, rest, blocks):
+        """S⁻¹ (q2 × q2), dense."""
+        L = np.asarray(rest.L)
+        return self.solve(rest, np.eye(L.shape[0]))
+
+    def inverse_quadratic_blocks(self, rest, blocks, M, p):
+        """The diagonal p × p blocks of MᵀS⁻¹M for a sparse M (q2 × k·p): (k, p, p), through L⁻¹M."""
+        L = np.asarray(rest.L)
+        G = sla.solve_triangular(L, M.toarray(), lower=True)
+        G = G.reshape(L.shape[0], -1, p).transpose(1, 0, 2)  # (k, q2, p)
+        return np.einsum("jra,jrb->jab", G, G)
 
 
 def head_update(W, ent_a, head_src, head_slot, head: int, chunk: int):
@@ -469,12 +496,8 @@ class TiledLaterBlocks(DenseLaterBlocks):
 def column_rank(blocks: list) -> np.ndarray:
     """Rank of each later column by the number of rows with a nonzero in it (most first, ties by column)."""
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
-    counts = np.zeros(q2, np.int64)
-    start = 0
-    for b in blocks[1:]:
-        for c in range(b.p):
-            counts += np.bincount(start + b.codes.astype(np.int64) * b.p + c, minlength=q2)
-        start += b.nlevels * b.p
+    z2_col, _, _ = rest_columns(blocks, len(blocks[0].codes))
+    counts = np.bincount(z2_col.ravel(), minlength=q2)
     order = np.argsort(-counts, kind="stable")
     rank = np.empty(q2, np.int64)
     rank[order] = np.arange(q2)
@@ -510,16 +533,15 @@ TILE_NUMBERS = 1 << 21  # numbers in one dense (head × chunk) slice of Z₂ᵀZ
 
 
 def entry_levels_and_ranks(blocks: list):
-    """Each nonzero (later column, level of block 1) cell of Z₂ᵀZ₁: its level and its column's rank."""
+    """Each nonzero (later column, level of block 1) cell of Z₂ᵀZ₁: its level and its column's rank.
+
+    The cells are the pattern's entries (:func:`lmmjax.structure.pattern.entries`).
+    """
     b1 = blocks[0]
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
-    keys, start = [], 0
-    for b in blocks[1:]:
-        for c in range(b.p):
-            keys.append(b1.codes.astype(np.int64) * q2 + start + b.codes.astype(np.int64) * b.p + c)
-        start += b.nlevels * b.p
-    ukeys = np.unique(np.concatenate(keys))
-    return ukeys // q2, column_rank(blocks)[ukeys % q2]
+    z2_col, _, _ = rest_columns(blocks, len(b1.codes))
+    ent_row, ent_level, _ = entries(z2_col, b1.codes, q2)
+    return ent_level, column_rank(blocks)[ent_row]
 
 
 def pair_count(levels: np.ndarray, l1: int) -> int:

@@ -93,7 +93,7 @@ class Pattern:
         return pad_rows(np.asarray(v, dtype=float), self.n_rows, fill)
 
 
-def _rest_columns(blocks: list, n: int):
+def rest_columns(blocks: list, n: int):
     """Per row: the later blocks' nonzero columns and values, and each column's block position."""
     offsets = rest_offsets(blocks)
     cols, vals, which = [], [], []
@@ -107,7 +107,7 @@ def _rest_columns(blocks: list, n: int):
     return np.column_stack(cols), np.column_stack(vals).astype(float), which
 
 
-def _entries(z2_col: np.ndarray, codes1: np.ndarray, q2: int):
+def entries(z2_col: np.ndarray, codes1: np.ndarray, q2: int):
     """Entries of Z₂ᵀZ₁ (later column, level), sorted by level then column, and each nonzero's entry."""
     key = codes1.astype(np.int64)[:, None] * q2 + z2_col
     ukeys, inv = np.unique(key.ravel(), return_inverse=True)
@@ -158,7 +158,7 @@ def build_pattern(blocks: list, X: np.ndarray, kind, pred: np.ndarray | None = N
     n_entries = 0
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
     if q2 > 0:
-        z2_col, z2_val, _ = _rest_columns(blocks, n)
+        z2_col, z2_val, _ = rest_columns(blocks, n)
         if pred is not None:
             z2_col = np.concatenate([z2_col, z2_col[pred]], axis=1)
             z2_val = np.concatenate([z2_val, np.zeros_like(z2_val)], axis=1)
@@ -168,7 +168,7 @@ def build_pattern(blocks: list, X: np.ndarray, kind, pred: np.ndarray | None = N
         if kind.uses_dense_a21:
             arrays["slot21"] = pad_rows((z2_col * l1 + b1.codes[:, None]).astype(np.int64), n_pad)
         if kind.uses_pairs:
-            ent_row, ent_level, row_entry = _entries(z2_col, b1.codes, q2)
+            ent_row, ent_level, row_entry = entries(z2_col, b1.codes, q2)
             n_entries = len(ent_row)
             n_ent = padded_length(n_entries + 1)  # at least one spare zero entry for padding
             if hasattr(kind, "entry_pairs"):
