@@ -37,8 +37,13 @@ def start_theta(lower: np.ndarray) -> np.ndarray:
 
 
 def projected_gradient(theta, g, lower):
-    """Gradient without the components that push against an active bound (numpy or JAX)."""
-    return jnp.where((theta <= lower) & (g > 0), 0.0, g)
+    """Gradient without the components that push against an active bound (numpy or JAX).
+
+    numpy inputs stay in numpy: an eager ``jnp.where`` would be one more
+    small program to compile (or load) per θ size in a fresh process.
+    """
+    where = np.where if all(isinstance(a, np.ndarray) for a in (theta, g, lower)) else jnp.where
+    return where((theta <= lower) & (g > 0), 0.0, g)
 
 
 def snap_to_bounds(objective, theta, f, lower, snap_tol=SNAP_TOL):

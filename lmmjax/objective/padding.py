@@ -103,7 +103,8 @@ def unpad_arrays(padded: dict, index: dict, exact, bucket) -> dict:
         elif key in same:
             out[key] = value
         else:
-            raise KeyError(f"unpad_arrays does not know how to cut the cross-product {key!r} to the true sizes")
+            raise KeyError(f"unpad_arrays does not know how to cut the cross-product {key!r} to the true sizes: "
+                           "add it here, or build the structure with bucket=False")
     out.update(index)
     return out
 
