@@ -42,8 +42,8 @@ def pad_theta(theta, dims) -> np.ndarray:
 
 
 def varpar_positions(n_theta: int, dims) -> np.ndarray:
-    """Positions of the true entries of ``(θ, σ)`` in ``(pad_theta(θ, dims), σ)``."""
-    return np.r_[np.arange(n_theta), dims.n_theta]
+    """Positions of the true entries of ``(θ, σ)`` in ``(pad_theta(θ, dims), σ)`` (all when θ is not padded)."""
+    return np.r_[np.arange(n_theta), max(n_theta, dims.n_theta)]
 
 
 def _later(value, exact, bucket):
