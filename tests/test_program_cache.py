@@ -37,6 +37,20 @@ def test_defaults_and_keywords_bind_like_a_plain_call(cache):
     assert len(stored(cache)) == 2
 
 
+def test_the_call_signature_tells_shapes_dtypes_and_weak_types_apart(cache):
+    """numpy and JAX arrays of one shape and dtype share a program; another dtype, shape or a
+    weakly typed Python scalar does not (the per-leaf signature of the hot path)."""
+    f = cached_jit(scaled, static_argnums=(2, 3))
+    f(np.ones(2), np.ones(2))
+    f(jnp.ones(2), jnp.ones(2))
+    assert len(f._programs) == 1
+    f(np.ones(2, np.float32), np.ones(2, np.float32))
+    f(np.ones(3), np.ones(3))
+    out = f(np.ones(2), 1.0)
+    assert len(f._programs) == 4 and len(stored(cache)) == 4
+    np.testing.assert_array_equal(out, [3.0, 3.0])
+
+
 def affine_len(x, k):
     return x * len(k)
 
