@@ -133,3 +133,22 @@ def test_large_models_keep_exact_sizes():
     model = build_model("y ~ 1 + (1 | g)", df)
     assert model.structure.bucket is None and bucket_dims(model.dims) is None
     assert model.fit_dims is model.dims and model.fit_arrays is model.arrays
+
+
+def test_satterthwaite_df_of_a_bucket_share_one_program():
+    """summary() of (Days | Subject) and of (Days || Subject): one Satterthwaite program, true-size df."""
+    from lmmjax.inference.satterthwaite import pieces_jit, satterthwaite_info
+
+    df = lmm.datasets.load("sleepstudy")
+    first = lmm.lmer("Reaction ~ Days + (Days | Subject)", df)
+    info = satterthwaite_info(first.model, first.theta, first.sigma)
+    size = pieces_jit._cache_size()
+    second = lmm.lmer("Reaction ~ Days + (Days || Subject)", df)
+    info2 = satterthwaite_info(second.model, second.theta, second.sigma)
+    assert pieces_jit._cache_size() == size
+    assert info.hessian.shape == (4, 4) and info2.hessian.shape == (3, 3)
+    assert info.jacobian.shape == (4, 2, 2) and info2.vcov_beta.shape == (2, 2)
+    exact = exact_model(second.model)
+    ref = satterthwaite_info(exact, second.theta, second.sigma)
+    np.testing.assert_allclose(info2.hessian, ref.hessian, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(info2.jacobian, ref.jacobian, rtol=1e-8, atol=1e-12)
