@@ -172,10 +172,10 @@ def test_summary_sdcor_and_confint_show_the_structure():
 
 @pytest.mark.slow
 def test_report_names_the_structure():
-    report = residual_fit("bodyweight_ar1_varident", "REML").report()
+    report = " ".join(residual_fit("bodyweight_ar1_varident", "REML").report().split())  # unwrapped
     assert "first-order autoregressive correlation, AR(1)" in report and "varIdent" in report
     assert "the residual autocorrelation parameter φ was 0.9885" in report
-    plain = lmm.lmer("Reaction ~ Days + (1 | Subject)", _ss()).report()
+    plain = " ".join(lmm.lmer("Reaction ~ Days + (1 | Subject)", _ss()).report().split())
     assert "Residuals were modelled as independent with constant variance." in plain
 
 
