@@ -120,6 +120,34 @@ cat(jsonlite::toJSON(list(time = t, summary = t2, evals = m@optinfo$feval, logli
 """
 
 
+def schur_plan(data: pd.DataFrame, speedup: float = 50.0) -> list:
+    """Rows of a table: for heads of H most-rated items, the tail pairs and head multiply-adds per evaluation.
+
+    This is what the tiled kind trades (:func:`lmmjax.structure.kinds.tiled_kind`):
+    pairs are stored (about 16 bytes each on the device, as many on the
+    host) and scattered; the head costs H²·l1 multiply-adds per evaluation.
+    """
+    _, u = np.unique(data["user"].to_numpy(), return_inverse=True)
+    counts_item = data["item"].value_counts()
+    rank_of = pd.Series(np.arange(len(counts_item)), index=counts_item.index)
+    r_row = rank_of.loc[data["item"].to_numpy()].to_numpy()
+    q2, l1 = len(counts_item), int(u.max()) + 1
+    keys = np.unique(u.astype(np.int64) * q2 + r_row)
+    lev, r = keys // q2, keys % q2
+    n_all = np.bincount(lev, minlength=l1).astype(np.int64)
+    rows = []
+    for H in sorted({0, q2} | {h for h in (256, 1024, 2048, 4096, 8192) if h < q2}):
+        h = np.bincount(lev[r < H], minlength=l1).astype(np.int64)
+        tail = int(np.sum(n_all * (n_all + 1) // 2 - h * (h + 1) // 2))
+        rows.append([f"{len(data):,}", f"{l1:,} × {q2:,}", f"{len(keys):,}", f"{H:,}", f"{tail:.3g}",
+                     f"{32 * tail / 1e9:.1f}", f"{H * H * l1:.3g}", f"{8 * q2 * q2 / 1e9:.2f}"])
+    return rows
+
+
+PLAN_HEADER = ["rows", "users × items", "entries of Z₂ᵀZ₁", "head H", "tail pairs", "pair memory (GB, device + host)",
+               "head multiply-adds / evaluation", "one q2 × q2 matrix (GB)"]
+
+
 def load_average() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -179,7 +207,21 @@ def main() -> None:
     ap.add_argument("--r-timeout", type=int, default=1800)
     ap.add_argument("--py-timeout", type=int, default=3600)
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument("--plan", type=float, nargs=3, action="append", metavar=("ROWS", "USERS", "ITEMS"),
+                    help="only tabulate the tiled kind's trade-off for a MovieLens-shaped size (no fits)")
     args = ap.parse_args()
+    if args.plan:
+        plan = []
+        for n, users, items in args.plan:
+            plan += schur_plan(movielens_like(int(n), int(users), int(items)))
+        table = markdown_table(PLAN_HEADER, plan)
+        print(table)
+        if not args.no_write:
+            write_section("large_crossed_plan", "## Large crossed fits: the Schur update's size "
+                          "(`benchmarks/large_crossed.py --plan`)\n\nMovieLens-shaped data; per head size H "
+                          "(most-rated items), the pairs the tiled kind's tail scatters and the dense "
+                          "multiply-adds of its head per evaluation. No fits.\n\n" + table)
+        return
     rows = []
     if not args.no_uniform:
         rows.append(run_case("uniform crossed", uniform_crossed(1_000_000, 20_000, 2_000), args))
