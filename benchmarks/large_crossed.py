@@ -207,6 +207,8 @@ def main() -> None:
     ap.add_argument("--r-timeout", type=int, default=1800)
     ap.add_argument("--py-timeout", type=int, default=3600)
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument("--section", default="large_crossed", help="RESULTS.md section to write")
+    ap.add_argument("--note", default="", help="a sentence added under the section's heading")
     ap.add_argument("--plan", type=float, nargs=3, action="append", metavar=("ROWS", "USERS", "ITEMS"),
                     help="only tabulate the tiled kind's trade-off for a MovieLens-shaped size (no fits)")
     args = ap.parse_args()
@@ -233,7 +235,8 @@ def main() -> None:
     table = markdown_table(HEADER, rows)
     print(table)
     if not args.no_write:
-        write_section("large_crossed", "## Large crossed fits (`benchmarks/large_crossed.py`)\n\n"
+        write_section(args.section, f"## Large crossed fits (`benchmarks/large_crossed.py`{', ' + args.section if args.section != 'large_crossed' else ''})\n\n"
+                      + (args.note + "\n\n" if args.note else "") +
                       f"`{FORMULA}` by REML. lmmjax: fresh process; \"first\" includes compilation, \"warm\" is "
                       "the same call again; summary() computes Satterthwaite df. lme4 in the same run via Rscript "
                       "(peak = max RSS from /usr/bin/time). Loads are the 1-, 5-, 15-minute averages of a shared "

@@ -49,12 +49,16 @@ FORMULAS = {
 }
 
 
-def check_against_dense(seed, which, head_share, chunk, reml):
+def check_against_dense(seed, which, head_share, chunk, reml, stream=False):
     d = zipf_crossed(seed, 400, 60, 25, slope="slope" in which, third=which == "two_later")
     model = build_model(FORMULAS[which], d, reml=reml)
     q2 = model.dims.q2
     dense = with_kind(model, DenseLaterBlocks("pairs"))
-    tiled = with_kind(model, TiledLaterBlocks(head=int(round(head_share * q2)), chunk=chunk))
+    if stream:
+        tiled = with_kind(model, tiled_kind(model.blocks, head=int(round(head_share * q2)), stream=True))
+        assert tiled.dims.kind.stream and tiled.pattern.n_entries > 0
+    else:
+        tiled = with_kind(model, TiledLaterBlocks(head=int(round(head_share * q2)), chunk=chunk))
     theta = np.random.default_rng(seed).uniform(0.1, 1.5, model.layout.size)
     theta[~model.layout.diagonal] -= 0.8  # off-diagonal entries of T may be negative
     v0, g0 = value_and_grad_jit(theta, dense.arrays, dense.dims)
@@ -68,12 +72,20 @@ def test_tiled_deviance_and_gradient_equal_dense(which):
     check_against_dense(11, which, 0.3, 7, True)
 
 
+@pytest.mark.parametrize("which,head_share", [("intercepts", 0.0), ("slope_first", 0.3), ("two_later", 0.5)])
+def test_streamed_tail_equals_dense(which, head_share, monkeypatch):
+    """The tail formed inside the evaluation (no stored pairs), a few levels per scan step."""
+    import lmmjax.structure.kinds as kinds
+    monkeypatch.setattr(kinds, "STREAM_TILE", 64)
+    check_against_dense(5, which, head_share, 1, False, stream=True)
+
+
 @pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), which=st.sampled_from(sorted(FORMULAS)), head_share=st.floats(0.0, 1.0),
-       chunk=st.integers(1, 40), reml=st.booleans())
-def test_tiled_equals_dense_on_random_designs(seed, which, head_share, chunk, reml):
-    check_against_dense(seed, which, head_share, chunk, reml)
+       chunk=st.integers(1, 40), reml=st.booleans(), stream=st.booleans())
+def test_tiled_equals_dense_on_random_designs(seed, which, head_share, chunk, reml, stream):
+    check_against_dense(seed, which, head_share, chunk, reml, stream)
 
 
 def test_tiled_fit_matches_dense_kinds():
