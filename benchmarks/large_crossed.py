@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -148,6 +149,15 @@ PLAN_HEADER = ["rows", "users × items", "entries of Z₂ᵀZ₁", "head H", "ta
                "head multiply-adds / evaluation", "one q2 × q2 matrix (GB)"]
 
 
+def short_kind(kind: str) -> str:
+    """``TiledLaterBlocks(schur='tiled', head=64, chunk=…, stream=(…))`` → ``tiled, head 64, streamed``."""
+    if not kind.startswith("TiledLaterBlocks"):
+        return kind.replace("DenseLaterBlocks(schur='pairs')", "dense, pairs").replace(
+            "DenseLaterBlocks(schur='matmul')", "dense, matmul")
+    head = re.search(r"head=(\d+)", kind).group(1)
+    return f"tiled, head {head}" + (", streamed" if "stream=((" in kind else "")
+
+
 def load_average() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -173,7 +183,7 @@ def run_case(label: str, data: pd.DataFrame, args) -> list:
             r = f"failed: {str(e)[-200:]}"
         print("lme4", r, flush=True)
     fit_t = j["warm"] if j["warm"] is not None else j["first"]
-    row = [label, sizes, j["kind"], f"{j['first']:.1f}", "–" if j["warm"] is None else f"{j['warm']:.1f}",
+    row = [label, sizes, short_kind(j["kind"]), f"{j['first']:.1f}", "–" if j["warm"] is None else f"{j['warm']:.1f}",
            j["evals"], "–" if j["summary"] is None else f"{j['summary']:.1f}",
            f"{j['rss_fit'] / 1024:.2f}", f"{j['rss_all'] / 1024:.2f}"]
     if isinstance(r, dict):
@@ -240,7 +250,10 @@ def main() -> None:
                       f"`{FORMULA}` by REML. lmmjax: fresh process; \"first\" includes compilation, \"warm\" is "
                       "the same call again; summary() computes Satterthwaite df. lme4 in the same run via Rscript "
                       "(peak = max RSS from /usr/bin/time). Loads are the 1-, 5-, 15-minute averages of a shared "
-                      "2-core machine.\n\n" + table)
+                      "2-core machine."
+                      + (" With --lmertest the R fit is lmerTest's lmer, which also prepares the derivatives "
+                         "its summary() uses (hence the short lmerTest summary time)." if args.lmertest else "")
+                      + "\n\n" + table)
 
 
 if __name__ == "__main__":
