@@ -20,11 +20,10 @@ demo: $(STAMP)
 	@$(PY) -m lmmjax warmup --if-cold --quiet
 	$(PY) -m lmmjax.demo
 
-# Two pytest processes, so that no one process compiles many hundreds of XLA programs
-# (jax 0.10.2 on CPU was seen to crash inside XLA late in a single long run).
+# Several pytest processes (tests/run_suite.py), so that no one process compiles many hundreds
+# of XLA programs (jax 0.10.2 on CPU was seen to crash inside XLA late in a single long run).
 test: $(STAMP)
-	$(PY) -m pytest -q tests/diagnostics tests/formula tests/inference tests/objective
-	$(PY) -m pytest -q tests --ignore=tests/diagnostics --ignore=tests/formula --ignore=tests/inference --ignore=tests/objective
+	$(PY) tests/run_suite.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/fit_speed.py

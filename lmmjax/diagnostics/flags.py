@@ -105,6 +105,13 @@ class FlagList(list):
         super().__init__(flags)
         self.notes = list(notes)
 
+    @classmethod
+    def of(cls, *found) -> "FlagList":
+        """The flags and notes of several checks' results (lists of :class:`RedFlag`, or
+        ``(flags, notes)`` pairs), sorted by severity: ``"note"`` goes to ``.notes``."""
+        items = [f for r in found for part in (r if isinstance(r, tuple) else (r,)) for f in part]
+        return cls([f for f in items if f.severity != "note"], [f for f in items if f.severity == "note"])
+
     @property
     def codes(self) -> list:
         return [f.code for f in self]
@@ -444,7 +451,7 @@ def numeric_code_columns(fit) -> tuple:
                   f"(write C({v}) in the formula, or convert the column to a pandas Categorical). If "
                   "it is a genuine quantity with equal steps, ignore this.")
         if tokens & _CODE_WORDS and not tokens & _QUANTITY_WORDS and k <= 20:
-            flags.append(RedFlag("numeric_codes", msg + f" codes, and its name suggests a category.", advice))
+            flags.append(RedFlag("numeric_codes", msg + " codes, and its name suggests a category.", advice))
         elif not tokens & _QUANTITY_WORDS and not tokens & _CODE_WORDS and k <= 5:
             notes.append(RedFlag("numeric_codes", msg + " consecutive values.", advice, severity="note"))
     return flags, notes
@@ -581,20 +588,7 @@ def check(fit, time: str | None = None) -> FlagList:
     >>> lmm.lmer("Reaction ~ Days + (Days | Subject)", df).check()
     FlagList([], notes=[])
     """
-    flags, notes = [], []
-    flags += convergence(fit)
-    flags += singular_fit(fit)
-    flags += correlation_boundary(fit)
-    flags += tiny_variance(fit)
-    few, few_notes = few_levels(fit)
-    flags += few
-    notes += few_notes
-    flags += imprecise_variance(fit)
-    flags += nesting_trap(fit)
-    codes, code_notes = numeric_code_columns(fit)
-    flags += codes
-    notes += code_notes
-    flags += heteroscedasticity(fit)
-    flags += residual_autocorrelation(fit, time)
-    notes += dropped_columns(fit)
-    return FlagList(flags, notes)
+    return FlagList.of(
+        convergence(fit), singular_fit(fit), correlation_boundary(fit), tiny_variance(fit), few_levels(fit),
+        imprecise_variance(fit), nesting_trap(fit), numeric_code_columns(fit), heteroscedasticity(fit),
+        residual_autocorrelation(fit, time), dropped_columns(fit))

@@ -272,18 +272,6 @@ def check_glmm(fit) -> FlagList:
     >>> fit.check().codes  # doctest: +SKIP
     ['few_levels']
     """
-    flags, notes = [], []
-    flags += glmm_convergence(fit)
-    flags += zero_variance(fit)
-    flags += correlation_boundary(fit)
-    flags += separation(fit)
-    flags += overdispersion(fit)
-    flags += few_events(fit)
-    few, few_notes = few_levels(fit)
-    flags += few
-    notes += few_notes
-    codes, code_notes = numeric_code_columns(fit)
-    flags += codes
-    notes += code_notes
-    notes += dropped_columns(fit)
-    return FlagList(flags, notes)
+    return FlagList.of(
+        glmm_convergence(fit), zero_variance(fit), correlation_boundary(fit), separation(fit),
+        overdispersion(fit), few_events(fit), few_levels(fit), numeric_code_columns(fit), dropped_columns(fit))

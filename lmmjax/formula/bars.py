@@ -169,16 +169,22 @@ def _split_double_bar(lhs: str, source: str, text: str) -> list[str]:
     return exprs
 
 
+def _call_inner(text: str, name: str):
+    """The argument text of a whole-string call ``name(...)`` (None when ``text`` is not one call)."""
+    text = text.strip()
+    if not (text.startswith(name + "(") and text.endswith(")")):
+        return None
+    inner = text[len(name) + 1:-1]
+    try:
+        return inner if len(_split_top(inner, ")")) == 1 else None
+    except ModelSpecError:
+        return None
+
+
 def _offset_expr(piece: str):
     """``offset(expr)`` -> ``expr`` (None for any other term)."""
-    piece = piece.strip()
-    if not (piece.startswith("offset(") and piece.endswith(")")):
-        return None
-    inner = piece[len("offset("):-1]
-    try:
-        if len(_split_top(inner, ")")) != 1:
-            return None
-    except ModelSpecError:
+    inner = _call_inner(piece, "offset")
+    if inner is None:
         return None
     if not inner.strip():
         raise ModelSpecError("offset() needs an expression, e.g. offset(log(exposure)).")
@@ -187,13 +193,8 @@ def _offset_expr(piece: str):
 
 def _cbind_args(lhs: str):
     """``cbind(a, b)`` -> ``["a", "b"]`` (None for any other response)."""
-    if not (lhs.startswith("cbind(") and lhs.endswith(")")):
-        return None
-    inner = lhs[len("cbind("):-1]
-    try:
-        if len(_split_top(inner, ")")) != 1:
-            return None
-    except ModelSpecError:
+    inner = _call_inner(lhs, "cbind")
+    if inner is None:
         return None
     args = [a.strip() for a in _split_top(inner, ",")]
     if len(args) != 2 or not all(args):

@@ -67,13 +67,26 @@ def conditional_modes(model: Model, est: PointEstimates) -> list:
     u2 = solve_schur(model, f, rhs2)
     back = (A21.T @ (Lam2 @ u2)).reshape(b1.nlevels, b1.p)
     u1 = np.einsum("jab,jb->ja", M11inv, c1 - back @ T1)
-    out = [u1 @ T1.T]
-    b2 = Lam2 @ u2
-    start = 0
+    return [u1 @ T1.T] + later_blocks(model, Lam2 @ u2)
+
+
+def later_blocks(model: Model, b2: np.ndarray) -> list:
+    """Split the later blocks' stacked effects b₂ into one (nlevels, p) array per block."""
+    out, start = [], 0
     for blk in model.blocks[1:]:
         size = blk.nlevels * blk.p
-        out.append(b2[start:start + size].reshape(blk.nlevels, blk.p))
+        out.append(np.asarray(b2[start:start + size]).reshape(blk.nlevels, blk.p))
         start += size
+    return out
+
+
+def spherical_to_blocks(model: Model, theta, u) -> list:
+    """b = Λu per block as (nlevels, p) arrays (numpy), from spherical effects u (block 1 level-major first)."""
+    b1 = model.blocks[0]
+    n1 = b1.nlevels * b1.p
+    out = [np.asarray(u[:n1]).reshape(b1.nlevels, b1.p) @ t_matrix(b1.theta_index, theta).T]
+    if len(model.blocks) > 1:
+        out += later_blocks(model, lambda2_sparse(model.blocks, theta) @ np.asarray(u[n1:]))
     return out
 
 

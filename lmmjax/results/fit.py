@@ -22,6 +22,7 @@ from ..memo import memoized
 from ..model import Model
 from ..objective.residual import natural_params
 from .estimates import PointEstimates, conditional_modes, conditional_variances
+from .fit_accessors import FitAccessors
 from .predict import predict
 from .varcorr import sdcor_vector, varcorr_table
 
@@ -29,7 +30,7 @@ SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of Λ
 
 
 @dataclass(frozen=True, eq=False)
-class LmerFit:
+class LmerFit(FitAccessors):
     """A fitted linear mixed model (see ``lmmjax.lmer``).
 
     Attributes follow lme4: ``fixef``, ``vcov``, ``theta``, ``sigma``,
@@ -61,24 +62,13 @@ class LmerFit:
     # ---- basic attributes -------------------------------------------------
     @property
     def reml(self) -> bool:
+        """Whether the criterion was REML (else ML)."""
         return self.model.reml
 
     @property
-    def theta(self) -> np.ndarray:
-        return self.estimates.theta.copy()
-
-    @property
     def sigma(self) -> float:
+        """Residual standard deviation σ̂ (lme4's ``sigma``)."""
         return self.estimates.sigma
-
-    @property
-    def nobs(self) -> int:
-        return self.model.nobs
-
-    @property
-    @memoized
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.estimates.beta, index=self.model.frame.fixed_names, name="estimate")
 
     @property
     @memoized
@@ -125,25 +115,6 @@ class LmerFit:
         return self.model.dims.p + self.model.layout.size + 1
 
     @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.n_params
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.n_params
-
-    @property
-    def ngroups(self) -> dict:
-        return {b.group: b.nlevels for b in sorted(self.model.blocks, key=self._block_order)}
-
-    def _block_order(self, block) -> int:
-        return min(t for t, _ in block.term_slices)
-
-    @property
-    def converged(self) -> bool:
-        return bool(self.optsummary.success)
-
-    @property
     def singular(self) -> bool:
         """lme4's test (a diagonal entry of T below 1e-4), made in the centred and scaled
         parametrisation where a random-effect column is badly scaled
@@ -161,30 +132,6 @@ class LmerFit:
     @memoized
     def _condvar(self) -> list:
         return conditional_variances(self.model, self.estimates)
-
-    @property
-    @memoized
-    def ranef(self) -> dict:
-        out = {}
-        for blk, b in sorted(zip(self.model.blocks, self._modes), key=lambda z: self._block_order(z[0])):
-            out[blk.group] = pd.DataFrame(b, index=pd.Index(blk.levels, name=blk.group), columns=blk.columns)
-        return out
-
-    @property
-    @memoized
-    def ranef_condvar(self) -> dict:
-        """Conditional covariance matrices of the random effects: per group (nlevels, p, p)."""
-        return {blk.group: cv for blk, cv in zip(self.model.blocks, self._condvar)}
-
-    @property
-    @memoized
-    def ranef_sd(self) -> dict:
-        """Conditional standard deviations of the random effects (lme4's condVar), per group."""
-        out = {}
-        for blk, cv in zip(self.model.blocks, self._condvar):
-            sd = np.sqrt(np.maximum(np.diagonal(cv, axis1=1, axis2=2), 0.0))
-            out[blk.group] = pd.DataFrame(sd, index=pd.Index(blk.levels, name=blk.group), columns=blk.columns)
-        return {g: out[g] for g in self.ranef}
 
     # ---- fitted values and residuals -------------------------------------
     @property

@@ -19,9 +19,9 @@ from ..fitting.glmm import glmm_data, glmm_vcov
 from ..fitting.record import OptSummary
 from ..memo import memoized
 from ..model import Model
-from ..structure.lambda_map import lambda2_sparse, t_matrix
-from .estimates import conditional_variances, point_estimates
+from .estimates import conditional_variances, point_estimates, spherical_to_blocks
 from .glmer_summary import GlmerSummary
+from .fit_accessors import FitAccessors
 from .predict import predict as predict_link
 from .varcorr import term_covariances, varcorr_table
 
@@ -46,23 +46,8 @@ class GlmmEstimates:
     objective: float
 
 
-def spherical_to_blocks(model: Model, theta, u) -> list:
-    """b = Λu per block as (nlevels, p) arrays (numpy)."""
-    b1 = model.blocks[0]
-    n1 = b1.nlevels * b1.p
-    out = [np.asarray(u[:n1]).reshape(b1.nlevels, b1.p) @ t_matrix(b1.theta_index, theta).T]
-    if len(model.blocks) > 1:
-        b2 = lambda2_sparse(model.blocks, theta) @ np.asarray(u[n1:])
-        start = 0
-        for blk in model.blocks[1:]:
-            size = blk.nlevels * blk.p
-            out.append(b2[start:start + size].reshape(blk.nlevels, blk.p))
-            start += size
-    return out
-
-
 @dataclass(frozen=True, eq=False)
-class GlmerFit:
+class GlmerFit(FitAccessors):
     """A fitted generalized linear mixed model (see ``lmmjax.glmer``).
 
     Attributes follow lme4: ``fixef``, ``vcov``, ``theta``, ``varcorr``,
@@ -96,19 +81,6 @@ class GlmerFit:
     @property
     def reml(self) -> bool:
         return False
-
-    @property
-    def theta(self) -> np.ndarray:
-        return self.estimates.theta.copy()
-
-    @property
-    def nobs(self) -> int:
-        return self.model.nobs
-
-    @property
-    @memoized
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.estimates.beta, index=self.model.frame.fixed_names, name="estimate")
 
     @property
     @memoized
@@ -156,23 +128,6 @@ class GlmerFit:
         return self.model.dims.p + self.model.layout.size
 
     @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.n_params
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.n_params
-
-    @property
-    def ngroups(self) -> dict:
-        order = {b.group: min(t for t, _ in b.term_slices) for b in self.model.blocks}
-        return {g: b.nlevels for g, b in sorted(((b.group, b) for b in self.model.blocks), key=lambda z: order[z[0]])}
-
-    @property
-    def converged(self) -> bool:
-        return bool(self.optsummary.success)
-
-    @property
     def singular(self) -> bool:
         """lme4's test: a diagonal entry of T below 1e-4."""
         diag = self.model.layout.diagonal
@@ -183,15 +138,6 @@ class GlmerFit:
     @memoized
     def _modes(self) -> list:
         return spherical_to_blocks(self.model, self.estimates.theta, self.estimates.u)
-
-    @property
-    @memoized
-    def ranef(self) -> dict:
-        """Conditional modes of the random effects per grouping factor (DataFrames)."""
-        out = {}
-        for blk, b in zip(self.model.blocks, self._modes):
-            out[blk.group] = pd.DataFrame(b, index=pd.Index(blk.levels, name=blk.group), columns=blk.columns)
-        return {g: out[g] for g in self.ngroups}
 
     @property
     @memoized
@@ -207,22 +153,6 @@ class GlmerFit:
         working = replace(model, weights=w, frame=replace(model.frame, y=z), arrays=model.values(weights=w, y=z))
         est = replace(point_estimates(working, self.estimates.theta), sigma=1.0)
         return conditional_variances(working, est)
-
-    @property
-    @memoized
-    def ranef_condvar(self) -> dict:
-        """Conditional covariance matrices of the random effects: per group (nlevels, p, p)."""
-        return {blk.group: cv for blk, cv in zip(self.model.blocks, self._condvar)}
-
-    @property
-    @memoized
-    def ranef_sd(self) -> dict:
-        """Conditional standard deviations of the random effects (lme4's condVar), per group."""
-        out = {}
-        for blk, cv in zip(self.model.blocks, self._condvar):
-            sd = np.sqrt(np.maximum(np.diagonal(cv, axis1=1, axis2=2), 0.0))
-            out[blk.group] = pd.DataFrame(sd, index=pd.Index(blk.levels, name=blk.group), columns=blk.columns)
-        return {g: out[g] for g in self.ngroups}
 
     # ---- fitted values and residuals -------------------------------------
     @property

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from .summary import _fmt, _table  # noqa: PLC2701  (same package: the one home of these formatters)
+from .summary import fixed_effect_correlation_lines, note_lines, scaled_residual_lines
 
 
 def _stars(p: float) -> str:
@@ -37,9 +38,7 @@ class GlmerSummary:
                 _table(rows, ["AIC", "BIC", "logLik", "-2*log(L)", "df.resid"], align_left=0)]
 
     def _residuals(self) -> list:
-        q = np.quantile(self.fit.residuals("pearson"), [0, 0.25, 0.5, 0.75, 1.0])
-        return ["", "Scaled residuals:",
-                _table([[f"{v:.4f}" for v in q]], ["Min", "1Q", "Median", "3Q", "Max"], align_left=0)]
+        return scaled_residual_lines(self.fit.residuals("pearson"))
 
     def _random(self) -> list:
         fit = self.fit
@@ -67,29 +66,10 @@ class GlmerSummary:
                 _table(rows, ["", "Estimate", "Std. Error", "z value", "Pr(>|z|)", ""]),
                 "---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
 
-    def _correlation(self) -> list:
-        V = self.fit.vcov.to_numpy()
-        if V.shape[0] < 2:
-            return []
-        sd = np.sqrt(np.diag(V))
-        R = V / np.outer(sd, sd)
-        names = list(self.fit.vcov.index)
-        rows = [[names[i]] + [f"{R[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i)
-                for i in range(1, len(names))]
-        return ["", "Correlation of Fixed Effects:", _table(rows, [""] + [n[:6] for n in names[:-1]])]
-
-    def _notes(self) -> list:
-        fit = self.fit
-        notes = []
-        if fit.singular:
-            notes.append("boundary (singular) fit: a random-effect variance is estimated as 0")
-        if not fit.converged:
-            notes.append(f"convergence doubt: projected gradient {fit.optsummary.projected_gradient:.2g}")
-        return ([""] + notes) if notes else []
-
     def __str__(self) -> str:
+        singular = "boundary (singular) fit: a random-effect variance is estimated as 0"
         return "\n".join(self._header() + self._residuals() + self._random() + self._fixed()
-                         + self._correlation() + self._notes())
+                         + fixed_effect_correlation_lines(self.fit.vcov) + note_lines(self.fit, singular))
 
     def __repr__(self) -> str:
         return str(self)

@@ -10,14 +10,12 @@ import pandas as pd
 def residual_structure_lines(fit) -> list:
     """"Residual correlation: AR(1) within Rat, phi = …" and the VarIdent SD ratios."""
     rows, rp = fit.model.residual, fit.residual_params
-    out = []
-    c = rows.correlation
-    if c is not None:
-        when = "row order" if c.time is None else f"time {c.time}"
-        out.append(f"Residual correlation: {c.label} within {c.group} ({when}), phi = {rp['phi']:.4f}")
-    if rows.variance is not None:
+    c, v = rows.correlation, rows.variance
+    out = [f"Residual correlation: {c.label} within {c.group} ({c.ordering}), phi = {rp['phi']:.4f}"
+           ] if c is not None else []
+    if v is not None:
         ratios = ", ".join(f"{lev}: {rp[f'sd_ratio[{lev}]']:.4f}" for lev in rows.var_levels[1:])
-        out.append(f"Residual SD by {rows.variance.column} (VarIdent), ratio to level "
+        out.append(f"Residual SD by {v.column} (VarIdent), ratio to level "
                    f"{rows.var_levels[0]} (SD {fit.sigma:.4g}): {ratios}")
     return out
 
@@ -35,6 +33,34 @@ def _table(rows: list, header: list, align_left: int = 1) -> str:
         cells = [str(c).ljust(w) if i < align_left else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
         lines.append(" " + " ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def fixed_effect_correlation_lines(vcov: pd.DataFrame) -> list:
+    """lme4's "Correlation of Fixed Effects" block (lower triangle) from cov(β̂)."""
+    V = vcov.to_numpy()
+    if V.shape[0] < 2:
+        return []
+    sd = np.sqrt(np.diag(V))
+    R = V / np.outer(sd, sd)
+    names = list(vcov.index)
+    rows = [[names[i]] + [f"{R[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i)
+            for i in range(1, len(names))]
+    return ["", "Correlation of Fixed Effects:", _table(rows, [""] + [n[:6] for n in names[:-1]])]
+
+
+def scaled_residual_lines(pearson: np.ndarray) -> list:
+    """lme4's "Scaled residuals" block: the five-number summary of the Pearson residuals."""
+    q = np.quantile(pearson, [0, 0.25, 0.5, 0.75, 1.0])
+    return ["", "Scaled residuals:",
+            _table([[f"{v:.4f}" for v in q]], ["Min", "1Q", "Median", "3Q", "Max"], align_left=0)]
+
+
+def note_lines(fit, singular_note: str) -> list:
+    """The closing notes of a summary: a singular fit, a convergence doubt."""
+    notes = [singular_note] if fit.singular else []
+    if not fit.converged:
+        notes.append(f"convergence doubt: projected gradient {fit.optsummary.projected_gradient:.2g}")
+    return ([""] + notes) if notes else []
 
 
 class FitSummary:
@@ -75,9 +101,7 @@ class FitSummary:
         return lines
 
     def _residuals(self) -> list:
-        q = np.quantile(self.fit.residuals("pearson"), [0, 0.25, 0.5, 0.75, 1.0])
-        return ["", "Scaled residuals:",
-                _table([[f"{v:.4f}" for v in q]], ["Min", "1Q", "Median", "3Q", "Max"], align_left=0)]
+        return scaled_residual_lines(self.fit.residuals("pearson"))
 
     def _random(self) -> list:
         fit = self.fit
@@ -135,25 +159,10 @@ class FitSummary:
         return out
 
     def _correlation(self) -> list:
-        V = self.fit.vcov.to_numpy()
-        if V.shape[0] < 2:
-            return []
-        sd = np.sqrt(np.diag(V))
-        R = V / np.outer(sd, sd)
-        names = list(self.fit.vcov.index)
-        short = [n[:6] for n in names]
-        rows = [[names[i]] + [f"{R[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i)
-                for i in range(1, len(names))]
-        return ["", "Correlation of Fixed Effects:", _table(rows, [""] + short[:-1])]
+        return fixed_effect_correlation_lines(self.fit.vcov)
 
     def _notes(self) -> list:
-        fit = self.fit
-        notes = []
-        if fit.singular:
-            notes.append("boundary (singular) fit: see fit.check() or the SingularFitWarning")
-        if not fit.converged:
-            notes.append(f"convergence doubt: projected gradient {fit.optsummary.projected_gradient:.2g}")
-        return ([""] + notes) if notes else []
+        return note_lines(self.fit, "boundary (singular) fit: see fit.check() or the SingularFitWarning")
 
     def __str__(self) -> str:
         return "\n".join(self._header() + self._residuals() + self._random() + self._residual_structure()

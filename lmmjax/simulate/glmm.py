@@ -32,7 +32,7 @@ from ..fitting.glmm import glmm_data
 from ..fitting.glmm_batch import fit_glmm_batch
 from ..fitting.record import STATUS_TEXT
 from ..objective.glmm import glmm_objective
-from ..results.glmer_fit import spherical_to_blocks
+from ..results.estimates import spherical_to_blocks
 from ..validate import check_bool, check_count, check_seed
 from .bootstrap import BootstrapResult
 from .tables import sdcor_matrix, sdcor_names

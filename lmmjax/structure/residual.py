@@ -52,6 +52,11 @@ class AR1:
     def label(self) -> str:
         return "AR(1)"
 
+    @property
+    def ordering(self) -> str:
+        """How rows are ordered within a group: "row order" or "time <column>"."""
+        return "row order" if self.time is None else f"time {self.time}"
+
 
 @dataclass(frozen=True)
 class CAR1:
@@ -68,6 +73,10 @@ class CAR1:
     @property
     def label(self) -> str:
         return "continuous-time AR(1)"
+
+    @property
+    def ordering(self) -> str:
+        return f"time {self.time}"
 
 
 @dataclass(frozen=True)
@@ -292,17 +301,3 @@ def residual_dims(rows: ResidualRows | None, start: int, k2: int, doubled: bool)
     corr = None if rows.correlation is None else ("car1" if isinstance(rows.correlation, CAR1) else "ar1")
     return ResidualDims(correlation=corr, n_ratio=max(len(rows.var_levels) - 1, 0), start=start, k2=k2,
                         doubled=doubled)
-
-
-def describe(rows: ResidualRows | None) -> list:
-    """Plain-language lines naming the structure (for summary and report)."""
-    if rows is None:
-        return []
-    out = []
-    c = rows.correlation
-    if c is not None:
-        when = "row order" if c.time is None else f"time {c.time!r}"
-        out.append(f"{c.label} within {c.group} ({when})")
-    if rows.variance is not None:
-        out.append(f"one residual SD per level of {rows.variance.column} (VarIdent)")
-    return out
