@@ -79,7 +79,8 @@ def fit_glmm_batch(fit, Y, options: dict | None = None) -> dict:
         fit's trials as prior weights; Poisson: counts)
     options : dict, optional
         Fields of :class:`~lmmjax.fitting.newton.NewtonOptions` to change
-        (e.g. ``maxiter``).
+        (e.g. ``maxiter``; ``derivatives`` is ``"gradient"``, Newton steps from
+        the exact gradient, unless set).
 
     Returns
     -------
@@ -98,7 +99,9 @@ def fit_glmm_batch(fit, Y, options: dict | None = None) -> dict:
     mates = np.zeros((k + p, k + p), dtype=bool)
     mates[:k, :k] = column_mates(model.layout)
     x0 = np.concatenate([fit.theta, np.zeros(p)])
-    opts = NewtonOptions(derivatives="quasi-newton")._replace(**(options or {}))
+    # Exact-gradient Newton by default: the quasi-Newton variant, started from the fit's Hessian,
+    # stopped at θ = 0 below the optimum (flagged converged) on 13 of 256 cbpp replicates.
+    opts = NewtonOptions(derivatives="gradient")._replace(**(options or {}))
     data = jax.device_put(glmm_data(model))
     C = batch_preconditioner(fit)
     H0 = np.eye(k + p)

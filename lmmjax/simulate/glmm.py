@@ -37,14 +37,9 @@ from ..validate import check_bool, check_count, check_seed
 from .bootstrap import BootstrapResult
 from .tables import sdcor_matrix, sdcor_names
 
-jax.config.update("jax_enable_x64", True)
-
 SINGULAR_TOL = 1e-4
-#: Exact gradients with Hessians from their differences. fit_glmm_batch's default (damped BFGS from
-#: the fit's Hessian) stopped, flagged converged, at θ = 0 below the optimum on 13 of 256 cbpp
-#: bootstrap replicates (logLik up to 1.9 lower than single refits; the 2.5% bootstrap quantile
-#: of sd(herd) became 0 against bootMer's 0.16); with these options all 256 matched.
-BATCH_OPTIONS = {"derivatives": "gradient"}
+
+jax.config.update("jax_enable_x64", True)
 
 
 # ---- simulation --------------------------------------------------------------------------------
@@ -139,7 +134,7 @@ def refit_glmm_many(fit, Y, with_vcov: bool = False) -> dict:
     if Y.shape[1] != fit.model.n_rows or not np.all(np.isfinite(Y)):
         raise ModelSpecError(f"Each response must hold {fit.model.n_rows} finite values (one per model-frame row).")
     t0 = time.perf_counter()
-    res = fit_glmm_batch(fit, Y, options=BATCH_OPTIONS)
+    res = fit_glmm_batch(fit, Y)
     if with_vcov:
         res["vcov"] = vcov_many(fit, Y, res["theta"], res["beta"])
     res["seconds"] = time.perf_counter() - t0
