@@ -69,11 +69,13 @@ def run_r(code: str, timeout: int = 1200) -> dict | None:
     return result
 
 
-def run_python(code: str, timeout: int = 1200, cache_dir: str | os.PathLike | None = None) -> dict:
+def run_python(code: str, timeout: int = 1200, cache_dir: str | os.PathLike | None = None,
+               cwd: str | os.PathLike | None = None) -> dict:
     """Run Python code in a fresh interpreter; last stdout line is JSON.
 
     The persistent compilation cache lives in ``cache_dir``; by default in a new
-    empty directory, so that a "first call" includes its compilation.
+    empty directory, so that a "first call" includes its compilation. ``cwd``:
+    where it runs (a source tree there is the ``lmmjax`` it imports).
     """
     wrapper = code + (
         "\nimport resource, json as _j\n"
@@ -84,7 +86,7 @@ def run_python(code: str, timeout: int = 1200, cache_dir: str | os.PathLike | No
                if k not in ("LMMJAX_NO_COMPILATION_CACHE", "LMMJAX_COMPILATION_CACHE", "JAX_COMPILATION_CACHE_DIR")}
         env["LMMJAX_CACHE_DIR"] = str(cache_dir or fresh)
         out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=timeout,
-                             env=env)
+                             env=env, cwd=cwd)
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"Python benchmark failed:\n{out.stderr[-3000:]}")
