@@ -35,12 +35,14 @@ def test_default_batch_does_not_stop_at_zero_below_the_optimum():
     fit = lmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", lmm.datasets.load("cbpp"))
     rng = np.random.default_rng(11)
     trials = fit.model.weights
-    Y = rng.binomial(trials.astype(int), fit.fitted, size=(64, len(trials))) / trials
+    # half the replicates without herd effects, so that many estimates sit at or near θ = 0
+    mu = np.where(np.arange(64)[:, None] < 32, fit.predict(re_form="~0", type="response"), fit.fitted)
+    Y = rng.binomial(trials.astype(int), mu) / trials
     out = fit_glmm_batch(fit, Y)
     assert out["converged"].all()
     near_zero = np.flatnonzero(out["theta"][:, 0] < 0.05)
     checked = np.union1d(near_zero, [0, 1])
-    assert len(near_zero) >= 1  # the seed gives replicates at or near the boundary
+    assert len(near_zero) >= 5  # replicates at or near the boundary
     for i in checked:
         single = refit_glmm(fit, Y[i])
         assert -0.5 * out["deviance"][i] >= single.loglik - 1e-6, i
