@@ -84,7 +84,7 @@ def anova(fit: LmerFit, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFra
 
 
 def confint(fit: LmerFit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.DataFrame:
-    """Confidence intervals: ``method`` "wald", "profile" or "bootstrap"."""
+    """Confidence intervals: ``method`` "wald", "profile" or "bootstrap" (LmerFit and GlmerFit)."""
     return inference.confint(fit, method=method, level=level, **kwargs)
 
 
@@ -181,7 +181,8 @@ def glmm_bootstrap(fit, n: int = 1000, seed: int = 0, use_u: bool = False):
 
 
 #: method name on GlmerFit → the function above (the others are GlmerFit's own or LMM-only).
-GLMM_METHODS = {"check": check, "report": report, "simulate": glmm_simulate, "bootstrap": glmm_bootstrap}
+GLMM_METHODS = {"check": check, "report": report, "simulate": glmm_simulate, "bootstrap": glmm_bootstrap,
+                "confint": confint}
 
 
 def attach(cls: type = LmerFit, methods: dict = METHODS) -> None:

@@ -7,9 +7,11 @@ import pandas as pd
 from ..errors import ModelSpecError
 from ..lazy import lazy_module
 from ..fitting.optimize import hessian_jit
+from ..results.glmer_fit import GlmerFit
 from ..results.varcorr import parameter_names, residual_names, residual_values
 from ..validate import check_fraction
 from .distributions import norm_ppf
+from .glmm_profile import glmm_profile_confint
 from .profiling import profile_confint
 
 simulate = lazy_module("lmmjax.simulate")  # bootstrap intervals only; a summary does not load it
@@ -59,7 +61,7 @@ def wald_confint(fit, level: float = 0.95) -> pd.DataFrame:
 
 
 def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.DataFrame:
-    """Confidence intervals for all parameters.
+    """Confidence intervals for all parameters (of an ``LmerFit`` or a ``GlmerFit``).
 
     Parameters
     ----------
@@ -68,17 +70,19 @@ def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.Data
         residual-structure parameters ``phi``, ``sd_ratio[…]`` (on the
         unconstrained scale, mapped back);
         ``"profile"``: profile likelihood of the ML deviance for every
-        parameter (REML fits are refitted by ML, as lme4); keyword ``parm``
-        restricts it to some parameters;
+        parameter (REML fits are refitted by ML, as lme4; for a GLMM the
+        Laplace or nAGQ deviance, :mod:`lmmjax.inference.glmm_profile`);
+        keyword ``parm`` restricts it to some parameters;
         ``"bootstrap"``: ``fit.bootstrap(n, seed=seed, **kwargs).ci(level,
-        method=boot_method)`` with ``n=1000``, ``seed=0``,
-        ``boot_method="percentile"`` by default.
+        method=boot_method)`` with ``n=1000`` (lme4's name ``nsim`` also
+        accepted), ``seed=0``, ``boot_method="percentile"`` by default.
     level : float
 
     Returns
     -------
     DataFrame with columns ``lower, upper``, index: fixed effects, then
-    ``sd(<term>|<group>)``, ``cor(<t1>,<t2>|<group>)``, ``sigma``.
+    ``sd(<term>|<group>)``, ``cor(<t1>,<t2>|<group>)``, ``sigma`` (no
+    ``sigma`` for a GLMM).
 
     Examples
     --------
@@ -92,7 +96,13 @@ def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.Data
     m = str(method).lower()
     if m == "wald":
         return wald_confint(fit, level)
+    glmm = isinstance(fit, GlmerFit)
     if m == "profile":
+        if glmm:
+            out = glmm_profile_confint(fit, level=level, parm=kwargs.pop("parm", None))
+            if kwargs:
+                raise ModelSpecError(f"Unknown argument(s) for profile intervals: {sorted(kwargs)}.")
+            return out
         if fit.model.residual is not None:
             raise ModelSpecError("Profile intervals are not available for fits with a residual structure "
                                  "(correlation=/variance=) yet; use method='wald' (which covers phi and the "
@@ -111,10 +121,13 @@ def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.Data
         res.attrs.update(out.attrs)
         return res
     if m == "bootstrap":
-        n = kwargs.pop("n", 1000)
+        if "nsim" in kwargs and "n" in kwargs:
+            raise ModelSpecError("Give the number of bootstrap replicates once: n= or nsim=, not both.")
+        n = kwargs.pop("n", kwargs.pop("nsim", 1000))
         seed = kwargs.pop("seed", 0)
         boot_method = kwargs.pop("boot_method", "percentile")
-        boot = simulate.bootstrap(fit, n, seed=seed, **kwargs)
+        run = simulate.bootstrap_glmm if glmm else simulate.bootstrap
+        boot = run(fit, n, seed=seed, **kwargs)
         ci = boot.ci(level=level, method=boot_method)
         order = [n_ for n_ in parameter_index(fit) if n_ in ci.index]
         if len(order) == len(ci.index):

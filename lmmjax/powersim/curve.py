@@ -10,6 +10,7 @@ from ..progress import Progress
 from ..errors import ModelSpecError
 from ..validate import check_count, check_fraction, check_optional_bool, check_optional_count, check_seed
 from .designs import extend
+from .glmm import fit_on_design, glmm_design, glmm_truth, power_glmm
 from .run import _starting_point, prepare, run_power, shared_shapes
 
 
@@ -121,8 +122,13 @@ def power_curve(fit_or_data, along: str | None = None, sizes=None, test=None, me
 
     Parameters
     ----------
-    fit_or_data : LmerFit or DataFrame
-        As for :func:`lmmjax.power`.
+    fit_or_data : LmerFit, GlmerFit or DataFrame
+        As for :func:`lmmjax.power`. For a GlmerFit each size's design is
+        fitted once (from the fit's estimates) and its power found by
+        :func:`lmmjax.powersim.glmm.power_glmm` with the parameters of the
+        fit (and ``fixef``/``varcorr``/``theta``) at every size; the size
+        of the fit's own design gives exactly ``lmm.power(fit, ...)``.
+        ``same_shapes``, ``batch_size`` and ``devices`` do not apply.
     along : str
         Grouping factor whose number of levels varies (e.g. ``"Subject"``).
     sizes : sequence of int
@@ -155,6 +161,13 @@ def power_curve(fit_or_data, along: str | None = None, sizes=None, test=None, me
     level, reml = check_fraction(level, "level"), check_optional_bool(reml, "reml")
     batch_size = check_optional_count(batch_size, "batch_size")
     sizes = sorted({check_count(s, "each of sizes") for s in sizes})
+    if getattr(fit_or_data, "family", None) is not None:  # a GlmerFit
+        unused = [k for k, v in dict(formula=formula, data=data, sigma=sigma, reml=reml).items() if v is not None]
+        if unused:
+            raise ModelSpecError(f"power_curve() of a GLMM fit does not take {', '.join(unused)} (it extends "
+                                 "the fit's design; a GLMM has no sigma and is fitted by ML).")
+        return glmm_power_curve(fit_or_data, along, within, sizes, test, method, fixef, varcorr, theta, nsim,
+                                alpha, seed, level, progress)
     _, design, _, _ = _starting_point(fit_or_data, formula, data)
     from_fit = not isinstance(fit_or_data, pd.DataFrame)
 
@@ -188,5 +201,26 @@ def power_curve(fit_or_data, along: str | None = None, sizes=None, test=None, me
             rows.append(dict(size=size, nobs=res.nobs, power=res.power, lower=res.ci[0], upper=res.ci[1],
                              nsim=res.nsim, n_significant=res.n_significant, n_failed=res.n_failed,
                              n_singular=res.n_singular, seconds=res.seconds))
+    label = along if along is not None else f"rows per {within if isinstance(within, str) else '+'.join(within)}"
+    return PowerCurve(table=pd.DataFrame(rows), results=results, along=label, alpha=alpha, level=level)
+
+
+def glmm_power_curve(fit, along, within, sizes, test, method, fixef, varcorr, theta, nsim, alpha, seed, level,
+                     progress) -> PowerCurve:
+    """:func:`power_curve` of a GlmerFit (arguments checked there): one fit and one power run per size."""
+    truth = glmm_truth(fit, fixef, varcorr, theta)
+    full_fixef = {name: float(v) for name, v in truth.fixef.items()}
+    big = _subset_design(glmm_design(fit), along, within, sizes[-1]).reset_index(drop=True)
+    rows, results = [], []
+    with Progress(len(sizes), "power curve", "size", progress) as bar:
+        for size in sizes:
+            design_fit = fit_on_design(fit, _subset_design(big, along, within, size))
+            res = power_glmm(design_fit, test, method, fixef=full_fixef, theta=truth.theta, nsim=nsim,
+                             alpha=alpha, seed=seed, level=level)
+            results.append(res)
+            rows.append(dict(size=size, nobs=res.nobs, power=res.power, lower=res.ci[0], upper=res.ci[1],
+                             nsim=res.nsim, n_significant=res.n_significant, n_failed=res.n_failed,
+                             n_singular=res.n_singular, seconds=res.seconds))
+            bar.update(1)
     label = along if along is not None else f"rows per {within if isinstance(within, str) else '+'.join(within)}"
     return PowerCurve(table=pd.DataFrame(rows), results=results, along=label, alpha=alpha, level=level)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..errors import ModelSpecError
 from ..glmer import fit_glmm_model
+from ..model import build_model
 from ..simulate.glmm import refit_glmm_many, simulate_design
 from ..validate import check_count, check_fraction, check_seed
 from .hypotheses import lrt_statistics, null_model, resolve_hypothesis, wald_statistics
@@ -31,6 +32,7 @@ from .result import PowerResult, clopper_pearson
 
 GLMM_METHODS = ("lrt", "wald")
 SINGULAR_TOL = 1e-4
+SOURCE_ROW = "_source_row_"  # column of glmm_design: the row of the fit's model a design row copies
 
 
 def _singular(model, theta: np.ndarray) -> np.ndarray:
@@ -40,6 +42,47 @@ def _singular(model, theta: np.ndarray) -> np.ndarray:
 def _link_varcorr(truth: Truth, model) -> pd.DataFrame:
     vc = truth.varcorr(model)
     return vc[vc.group != "Residual"].reset_index(drop=True)
+
+
+def glmm_truth(fit, fixef=None, varcorr=None, theta=None) -> Truth:
+    """The parameters to simulate from: the fit's estimates with ``fixef``/``varcorr``/``theta`` overrides
+    (link scale, σ = 1)."""
+    base = Truth(fixef=fit.fixef.copy(), theta=np.asarray(fit.theta, float), sigma=1.0)
+    return resolve_truth(fit.model, base=base, base_model=fit.model, fixef=fixef, varcorr=varcorr, sigma=1.0,
+                         theta=theta)
+
+
+def glmm_design(fit) -> pd.DataFrame:
+    """The rows of a GLMM fit's model frame with a :data:`SOURCE_ROW` column, to extend or cut down
+    (:func:`lmmjax.powersim.extend` copies it along with the other columns)."""
+    design = fit.model.frame.data.reset_index(drop=True).copy()
+    design[SOURCE_ROW] = np.arange(len(design))
+    return design
+
+
+def fit_on_design(fit, design: pd.DataFrame):
+    """The fit's model on a design made from :func:`glmm_design` rows, fitted from the fit's estimates.
+
+    Prior weights (without the binomial trials, which come from the
+    response) and an ``offset=`` argument follow each row's source row. A
+    design of the fit's own rows in their order gives the fit itself.
+
+    Examples
+    --------
+    >>> small = fit_on_design(fit, extend(glmm_design(fit), along="herd", n=8))  # doctest: +SKIP
+    """
+    src = design[SOURCE_ROW].to_numpy(int)
+    model = fit.model
+    if len(src) == model.n_rows and np.array_equal(src, np.arange(len(src))):
+        return fit
+    trials = model.frame.glm.trials
+    prior = np.divide(model.weights, trials, out=np.ones_like(model.weights), where=trials > 0)
+    in_formula = model.frame.offset if model.frame.offset is not None else 0.0
+    offset_arg = np.asarray(model.offset - in_formula, float)
+    new = build_model(fit.formula, design, reml=False, weights=prior[src], family=fit.family,
+                      offset=offset_arg[src] if np.any(offset_arg != 0) else None)
+    return fit_glmm_model(new, fit.family, fit.formula, fit.nagq, theta0=fit.theta, beta0=fit.estimates.beta,
+                          warn=False)
 
 
 def power_glmm(fit, test=None, method: str = "lrt", *, fixef=None, varcorr=None, theta=None,
@@ -74,9 +117,7 @@ def power_glmm(fit, test=None, method: str = "lrt", *, fixef=None, varcorr=None,
         raise ModelSpecError("Power simulations of a GLMM need nAGQ >= 1 (refit with nAGQ=1).")
     t0 = time.perf_counter()
     model, family = fit.model, fit.family
-    base = Truth(fixef=fit.fixef.copy(), theta=np.asarray(fit.theta, float), sigma=1.0)
-    truth = resolve_truth(model, base=base, base_model=model, fixef=fixef, varcorr=varcorr, sigma=1.0,
-                          theta=theta)
+    truth = glmm_truth(fit, fixef, varcorr, theta)
     hyp = resolve_hypothesis(model, test)
     beta = truth.fixef.to_numpy(float)
     Y = simulate_design(model, family, truth.theta, beta, nsim, seed)

@@ -213,25 +213,6 @@ class GlmerFit(FitAccessors):
         return pd.DataFrame({"estimate": beta, "std_error": se, "z_value": z,
                              "p_value": 2.0 * special.ndtr(-np.abs(z))}, index=self.model.frame.fixed_names)
 
-    def confint(self, method: str = "wald", level: float = 0.95) -> pd.DataFrame:
-        """Wald intervals β̂ ± z·SE for the fixed effects; NaN for the ``sd(...)``/``cor(...)`` rows (as lme4)."""
-        if method != "wald":
-            raise ModelSpecError(f"confint(method={method!r}) is not available for GLMMs yet; use 'wald'.")
-        if not 0.0 < level < 1.0:
-            raise ModelSpecError(f"level must be between 0 and 1, got {level!r}.")
-        z = special.ndtri(0.5 + level / 2.0)
-        beta = self.estimates.beta
-        se = np.sqrt(np.diag(self._vcov[0]))
-        names = [f"sd({r.term1}|{r.group})" if r.term2 is None else f"cor({r.term1},{r.term2}|{r.group})"
-                 for r in self.varcorr.itertuples(index=False)]
-        nan = np.full(len(names), np.nan)
-        out = pd.DataFrame({"lower": np.concatenate([beta - z * se, nan]),
-                            "upper": np.concatenate([beta + z * se, nan])},
-                           index=list(self.model.frame.fixed_names) + names)
-        out.attrs["method"] = "Wald"
-        out.attrs["level"] = level
-        return out
-
     def summary(self) -> GlmerSummary:
         """lme4-style summary (``str()`` for the text)."""
         return GlmerSummary(self, self.coef_table())
