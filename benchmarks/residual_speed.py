@@ -56,6 +56,10 @@ big.to_csv(BIG_CSV, index=False)
 h = timed("big", lambda: lmm.lmer("y ~ visit + (1 | subject)", big, correlation=lmm.AR1(group="subject")), warm=1)
 RESULT["big_loglik"], RESULT["big_phi"] = h.loglik, float(h.residual_params["phi"])
 RESULT["big_evals"] = h.optsummary.n_evaluations
+from lmmjax.model import build_model
+t = time.perf_counter(); build_model("y ~ visit + (1 | subject)", big, correlation=lmm.AR1(group="subject"))
+RESULT["big_build"] = time.perf_counter() - t
+RESULT["big_engine"] = type(h.model.dims.residual.engine).__name__
 """
 
 R_SMALL = """
@@ -112,10 +116,13 @@ def main():
     load = os.getloadavg()[0]
     text = ("## Residual structures (`benchmarks/residual_speed.py`)\n\n" + table + "\n\n"
             f"φ̂: Ovary {py['ovary_phi']:.4f}, BodyWeight {py['bw_phi']:.4f}, simulated {py['big_phi']:.4f} "
-            f"(true 0.5; {py['big_evals']} deviance evaluations). lmmjax evaluates the AR(1) whitening of all rows "
-            "at every deviance evaluation (O(n) per evaluation; the three-cross-product form of the issue, "
-            "independent of n, is not implemented yet). The fits include lmmjax's extra starts in φ "
-            "(0.3 and 0.8: three optimisations per fit). nlme: median of 5 fits, default lmeControl; one fit "
+            f"(true 0.5; {py['big_evals']} deviance evaluations). AR(1) without VarIdent uses the engine "
+            f"`{py['big_engine']}` (lmmjax/objective/residual_lag.py): the cross-product sets of the first rows and, "
+            "per time step, of the rows, their predecessors and the differences are computed once per fit, and "
+            "an evaluation combines them with weights in φ (no pass over the rows); building the simulated "
+            f"model (formula, pattern, row links; no sets) takes {py['big_build']:.2f} s of its warm time. "
+            "The fits include lmmjax's extra starts in φ "
+            "(0.3, 0.5 and 0.8: four optimisations per fit; L-BFGS-B runs with scipy's OpenBLAS on one thread, fitting/blas_threads.py). nlme: median of 5 fits, default lmeControl; one fit "
             f"of the simulated design. Load average at the start of the run: {load:.1f} on 2 cores "
             "(a shared machine: timings are noisy).\n")
     write_section("residual_speed", text)

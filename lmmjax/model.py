@@ -14,7 +14,8 @@ from .formula.glm_response import glm_prior_weights
 from .formula.model_frame import ModelFrame, build_model_frame
 from .objective.crossprod import cross_products_jit, design_products_jit
 from .objective.padding import unpad_arrays
-from .objective.residual import whitened_products_jit, whitening_rows
+from .objective.residual import whitening_rows
+from .objective.residual_engines import residual_engine
 from .objective.sharded_rows import cross_products_sharded, use_row_sharding
 from .structure.pattern import pad_rows
 from .structure.residual import build_residual_rows
@@ -41,9 +42,11 @@ class Model:
         Known part of the linear predictor (0 without an offset).
     residual : ResidualRows or None
         A residual covariance structure (AR(1), CAR(1), VarIdent). Its
-        parameters follow the T entries in θ, and ``arrays`` then holds the
-        raw rows: the cross-products depend on those parameters and are
-        computed at every evaluation (:mod:`lmmjax.objective.residual`).
+        parameters follow the T entries in θ, and the cross-products depend
+        on them: ``arrays`` then holds what the engine chosen when the
+        structure was built reads (:mod:`lmmjax.objective.residual_engines`):
+        the raw rows, whitened at every evaluation, or (AR(1) without
+        VarIdent) cross-product sets made once and combined at every evaluation.
     """
 
     frame: ModelFrame
@@ -113,25 +116,30 @@ class Model:
     def values(self, weights=None, y=None) -> dict:
         """Index arrays and cross-product values (true sizes) for other weights and/or response.
 
-        With a residual structure: the raw padded rows the whitening reads. A
+        With a residual structure: what its engine reads (the raw padded rows,
+        or the sets made from them once, :mod:`lmmjax.objective.residual_engines`). A
         small model computes its values on its structure padded to its shape
         bucket (one program per bucket) and cuts them to the true sizes.
         """
         w = self.weights if weights is None else np.asarray(weights, float)
         y = self.y if y is None else np.asarray(y, float)
-        pat = self.pattern
         if self.residual is not None:
-            rows = self.residual if weights is None else self.residual.relinked(w)
-            extra = np.arange(self.n_rows, pat.n_rows)
-            return {**self.structure.index, **pat.arrays, "w": pat.pad(w), "y": pat.pad(y),
-                    "offset": pat.pad(self.offset), "pred": np.concatenate([rows.pred, extra]).astype(np.int32),
-                    "has_pred": pad_rows(rows.has_pred, pat.n_rows, False), "dt": pat.pad(rows.dt, 1.0),
-                    "var_codes": pad_rows(rows.var_codes.astype(np.int32), pat.n_rows),
-                    "nobs": np.float64(np.sum(w > 0))}
+            return residual_engine(self.dims).values(self._raw_rows(w, y, weights is not None), self.dims)
         bucket = self.structure.bucket
         if bucket is None:
             return self._values_of(self.structure, w, y)
         return unpad_arrays(self._values_of(bucket, w, y), self.structure.index, self.dims, bucket.dims)
+
+    def _raw_rows(self, w, y, relink: bool) -> dict:
+        """The padded rows of a model with a residual structure: pattern, weights, response, row links."""
+        pat = self.pattern
+        rows = self.residual.relinked(w) if relink else self.residual
+        extra = np.arange(self.n_rows, pat.n_rows)
+        return {**self.structure.index, **pat.arrays, "w": pat.pad(w), "y": pat.pad(y),
+                "offset": pat.pad(self.offset), "pred": np.concatenate([rows.pred, extra]).astype(np.int32),
+                "has_pred": pad_rows(rows.has_pred, pat.n_rows, False), "dt": pat.pad(rows.dt, 1.0),
+                "var_codes": pad_rows(rows.var_codes.astype(np.int32), pat.n_rows),
+                "nobs": np.float64(np.sum(w > 0))}
 
     @property
     def fit_dims(self) -> Dims:
@@ -156,9 +164,9 @@ class Model:
         """Inputs of :func:`lmmjax.objective.crossprod.response_arrays` (batched refits)."""
         pat = self.pattern
         if self.residual is not None:
-            raw = self.values()
-            return dict(raw={k: v for k, v in raw.items() if k != "y"}, pattern=pat.arrays, w=raw["w"],
-                        offset=raw["offset"], index=self.structure.index)
+            raw = self._raw_rows(self.weights, self.y, relink=False)
+            return dict(residual_engine(self.dims).response_inputs(raw, self.dims), pattern=pat.arrays,
+                        w=raw["w"], offset=raw["offset"], index=self.structure.index)
         w = pat.pad(self.weights)
         return dict(pattern=pat.arrays, w=w, offset=pat.pad(self.offset), index=self.structure.index,
                     design=design_products_jit(pat.arrays, w, self.dims))
@@ -227,8 +235,8 @@ class Model:
         """The objective's cross-product arrays at θ (the stored ones without a residual structure)."""
         if self.residual is None:
             return self.arrays
-        return jax.tree_util.tree_map(np.asarray, whitened_products_jit(np.asarray(theta, float), self.arrays,
-                                                                        self.dims))
+        products = residual_engine(self.dims).products_jit
+        return jax.tree_util.tree_map(np.asarray, products(np.asarray(theta, float), self.arrays, self.dims))
 
     def whitening(self, theta) -> sp.csr_matrix:
         """The sparse n × n matrix P with P Σ Pᵀ = σ² I on the rows (I without a residual structure;

@@ -89,22 +89,18 @@ def scaled_response(X, w, r, Axx):
     return e / a, h, a
 
 
-def design_products(pattern, w, dims) -> dict:
-    """The cross-products that involve only X and Z (weighted by ``w``), of the scaled X̃."""
+def design_sums(pattern, X, w, dims) -> dict:
+    """Σᵢ wᵢ times the products of row i's values of [Z X] (X given, already scaled).
+
+    Bilinear in the row values and linear in ``w``: the part of
+    :func:`design_products` that residual structures combine
+    (:mod:`lmmjax.objective.residual_lag`). Keys ``A11``, ``A1x``, ``Axx``,
+    and with later blocks ``A22``, ``A2x`` and ``ent_a`` or ``A21d``.
+    """
     Z1, codes1 = pattern["Z1"], pattern["codes1"]
-    X, c_inv = scaled_columns(pattern["X"], w)
     wZ1 = Z1 * w[:, None]
     out = dict(A11=_per_level(codes1, wZ1, Z1, dims.l1), A1x=_per_level(codes1, wZ1, X, dims.l1),
-               Axx=(X * w[:, None]).T @ X, X_scaled=X, x_map=c_inv)
-    # columns padded to a shape bucket (lmmjax.structure.buckets) are zero: give them an identity
-    # diagonal, uncoupled, so that the [X y] factor is the identity there and β, the deviance are unchanged
-    x_pad = pattern.get("x_pad")
-    if x_pad is not None:
-        out["Axx"] = out["Axx"] + jnp.diag(x_pad)
-    out["n_fixed"] = jnp.asarray(X.shape[1] - (0.0 if x_pad is None else jnp.sum(x_pad)), w.dtype)
-    positive = w > 0
-    out["nobs"] = jnp.sum(positive).astype(w.dtype)
-    out["sum_log_w"] = jnp.sum(jnp.where(positive, jnp.log(jnp.where(positive, w, 1.0)), 0.0))
+               Axx=(X * w[:, None]).T @ X)
     if dims.q2 == 0:
         return out
     kind = dims.kind
@@ -118,28 +114,64 @@ def design_products(pattern, w, dims) -> dict:
     contrib = (wz2[:, :, None] * Z1[:, None, :]).reshape(-1, dims.p1)  # (n·k2, p1)
     if kind.uses_pairs:
         n_ent = pattern["ent_row"].shape[0]
-        ent_a = jax.ops.segment_sum(contrib, pattern["row_entry"].ravel(), num_segments=n_ent)
-        e1, e2 = pattern["pair_e1"], pattern["pair_e2"]
-        out["ent_a"] = ent_a
-        out["pair_coef"] = (ent_a[e1][:, :, None] * ent_a[e2][:, None, :]).reshape(len(e1), dims.p1 * dims.p1)
+        out["ent_a"] = jax.ops.segment_sum(contrib, pattern["row_entry"].ravel(), num_segments=n_ent)
     if kind.uses_dense_a21:
         out["A21d"] = jax.ops.segment_sum(contrib, pattern["slot21"].ravel(),
                                           num_segments=dims.q2 * dims.l1).reshape(dims.q2, dims.l1, dims.p1)
     return out
 
 
-def response_products(pattern, w, y, dims, design) -> dict:
-    """The cross-products that involve y (already net of any offset), of the scaled ỹ."""
+def pair_coefficients(ent_a, pattern, dims):
+    """``ent_a[e1] ⊗ ent_a[e2]`` per pair of the pair-scatter Schur update: (pairs, p1·p1)."""
+    e1, e2 = pattern["pair_e1"], pattern["pair_e2"]
+    return (ent_a[e1][:, :, None] * ent_a[e2][:, None, :]).reshape(len(e1), dims.p1 * dims.p1)
+
+
+def padded_columns_diagonal(Axx, pattern):
+    """``Axx`` with an identity diagonal on the columns padded to a shape bucket
+    (:mod:`lmmjax.structure.buckets`): zero columns, uncoupled, so that the [X y]
+    factor is the identity there and β, the deviance are unchanged."""
+    x_pad = pattern.get("x_pad")
+    return Axx if x_pad is None else Axx + jnp.diag(x_pad)
+
+
+def fixed_column_count(X, pattern):
+    """The number of real fixed-effect columns of X (fewer when X is padded to a shape bucket)."""
+    x_pad = pattern.get("x_pad")
+    return jnp.asarray(X.shape[1] - (0.0 if x_pad is None else jnp.sum(x_pad)), X.dtype)
+
+
+def design_products(pattern, w, dims) -> dict:
+    """The cross-products that involve only X and Z (weighted by ``w``), of the scaled X̃."""
+    X, c_inv = scaled_columns(pattern["X"], w)
+    out = {**design_sums(pattern, X, w, dims), "X_scaled": X, "x_map": c_inv}
+    out["Axx"] = padded_columns_diagonal(out["Axx"], pattern)
+    out["n_fixed"] = fixed_column_count(X, pattern)
+    positive = w > 0
+    out["nobs"] = jnp.sum(positive).astype(w.dtype)
+    out["sum_log_w"] = jnp.sum(jnp.where(positive, jnp.log(jnp.where(positive, w, 1.0)), 0.0))
+    if "ent_a" in out:
+        out["pair_coef"] = pair_coefficients(out["ent_a"], pattern, dims)
+    return out
+
+
+def response_sums(pattern, X, w, y, dims) -> dict:
+    """Σᵢ wᵢ yᵢ times row i's values of [Z X], and Σ wᵢ yᵢ² (bilinear, as :func:`design_sums`)."""
     Z1, codes1 = pattern["Z1"], pattern["codes1"]
-    X = design["X_scaled"]
-    y, shift, scale = scaled_response(X, w, y, design["Axx"])
     wy = w * y
     out = dict(A1y=jax.ops.segment_sum(Z1 * wy[:, None], codes1, num_segments=dims.l1),
-               Axy=X.T @ wy, yy=jnp.dot(wy, y), y_shift=shift, y_scale=scale)
+               Axy=X.T @ wy, yy=jnp.dot(wy, y))
     if dims.q2 > 0:
         out["A2y"] = jax.ops.segment_sum((pattern["z2_val"] * wy[:, None]).ravel(), pattern["z2_col"].ravel(),
                                          num_segments=dims.q2)
     return out
+
+
+def response_products(pattern, w, y, dims, design) -> dict:
+    """The cross-products that involve y (already net of any offset), of the scaled ỹ."""
+    X = design["X_scaled"]
+    y, shift, scale = scaled_response(X, w, y, design["Axx"])
+    return {**response_sums(pattern, X, w, y, dims), "y_shift": shift, "y_scale": scale}
 
 
 def assemble(design: dict, resp: dict) -> dict:
@@ -190,11 +222,10 @@ def response_arrays(y, inputs: dict, dims) -> dict:
     ``w``), as made by :meth:`lmmjax.model.Model.response_inputs`. Under
     ``jax.vmap`` over ``y`` only the response part is batched.
 
-    With a residual structure (``dims.residual``) the objective reads raw rows
-    (``inputs["raw"]``) and whitens them at every evaluation.
+    Without a residual structure only: with one,
+    :func:`lmmjax.objective.residual_engines.response_arrays` (which calls
+    this one for a model without).
     """
-    if dims.residual is not None:
-        return {**inputs["raw"], "y": y}
     resp = response_products(inputs["pattern"], inputs["w"], y - inputs["offset"], dims, inputs["design"])
     return {**inputs["index"], **assemble(inputs["design"], resp)}
 

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from ..program_cache import cached_jit
 from ..structure.kinds import small_inverse
 from ..structure.lambda_map import t_from_theta
-from .residual import whitened_products
+from .residual_engines import residual_products
 
 jax.config.update("jax_enable_x64", True)
 
@@ -72,7 +72,7 @@ def factorize(theta, arrays, dims, keep_factor=False) -> Factor:
     whose derivative rule is cheaper.
     """
     if dims.residual is not None:
-        arrays = whitened_products(theta, arrays, dims)
+        arrays = residual_products(theta, arrays, dims)  # the engine chosen at model build
     T1 = t_from_theta(theta, arrays["T1_index"])
     A11, A1X = arrays["A11"], arrays["A1X"]
     M11 = jnp.einsum("ba,jbc,cd->jad", T1, A11, T1) + jnp.eye(dims.p1, dtype=A11.dtype)

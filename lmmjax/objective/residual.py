@@ -59,6 +59,16 @@ def unconstrained_params(values, rdims) -> np.ndarray:
     return np.array(out + list(np.log(values)), float)
 
 
+def ar_coefficient(phi, dt, correlation: str):
+    """ρ = φ^Δt for time steps ``dt`` (JAX): AR(1) integer steps keep the sign of φ on odd steps
+    (and φ itself at Δt = 1, which keeps the gradient at φ = 0); CAR(1) ``exp(Δt log φ)``."""
+    if correlation == "ar1":
+        odd = jnp.mod(dt, 2.0) == 1.0
+        power = jnp.where(odd, jnp.sign(phi), 1.0) * jnp.abs(phi) ** dt
+        return jnp.where(dt == 1.0, phi, power)
+    return jnp.exp(dt * jnp.log(phi))
+
+
 def row_transform(params, raw, rdims):
     """Per row: scale ``s``, AR coefficient ``ρ``, ``c = 1/√(1 − ρ²)`` and −log|V| (JAX)."""
     w = raw["w"]
@@ -70,14 +80,7 @@ def row_transform(params, raw, rdims):
     if rdims.correlation:
         phi = phi_from(params[pos], rdims.correlation)
         pos += 1
-        dt = raw["dt"]
-        if rdims.correlation == "ar1":  # integer steps: φ itself at Δt = 1 (keeps the gradient at φ = 0)
-            odd = jnp.mod(dt, 2.0) == 1.0
-            power = jnp.where(odd, jnp.sign(phi), 1.0) * jnp.abs(phi) ** dt
-            r = jnp.where(dt == 1.0, phi, power)
-        else:
-            r = jnp.exp(dt * jnp.log(phi))
-        rho = jnp.where(raw["has_pred"] & present, r, 0.0)
+        rho = jnp.where(raw["has_pred"] & present, ar_coefficient(phi, raw["dt"], rdims.correlation), 0.0)
     if rdims.n_ratio:
         log_ratio = jnp.concatenate([jnp.zeros(1, w.dtype), params[pos:pos + rdims.n_ratio]])[raw["var_codes"]]
         log_s = log_s - log_ratio
@@ -86,6 +89,46 @@ def row_transform(params, raw, rdims):
     one_minus = 1.0 - rho * rho
     c = 1.0 / jnp.sqrt(one_minus)
     return s, rho, c, log_w_total - jnp.sum(jnp.log(one_minus))
+
+
+def row_parts(values: dict, s, pred, rdims):
+    """(own, lagged) per row, laid out as the whitened rows: whitened = c·(own − ρ·lagged).
+
+    ``values`` maps ``X``, ``Z1``, ``z2_val`` and ``y`` (each (n, ·)) to raw
+    row values; ``own`` is the row's values scaled by ``s``, ``lagged`` its
+    predecessor's. With ``rdims.doubled`` the later-block values hold the row's
+    columns, then its predecessor's (:mod:`lmmjax.structure.pattern`): own is
+    ``[s·z, 0]`` and lagged ``[0, (s·z)[pred]]``.
+    """
+    own, lagged = {}, {}
+    for key, a in values.items():
+        a = a * s[:, None]
+        if key == "z2_val" and rdims.doubled:
+            a = a[:, :rdims.k2]
+            zeros = jnp.zeros_like(a)
+            own[key], lagged[key] = jnp.concatenate([a, zeros], axis=1), jnp.concatenate([zeros, a[pred]], axis=1)
+        else:
+            own[key], lagged[key] = a, a[pred]
+    return own, lagged
+
+
+def value_columns(raw, dims, X, y=None) -> dict:
+    """The row values the whitening transforms: ``X``, Z1, the later blocks' values and ``y`` as (n, 1)."""
+    out = dict(X=X, Z1=raw["Z1"])
+    if dims.q2 > 0:
+        out["z2_val"] = raw["z2_val"]
+    if y is not None:
+        out["y"] = y[:, None]
+    return out
+
+
+#: pattern arrays per row, read only to make the cross-products
+ROW_VALUE_KEYS = ("X", "Z1", "codes1", "z2_val", "z2_col", "slot22", "slot21", "row_entry")
+
+
+def index_arrays(raw) -> dict:
+    """The arrays of ``raw`` that are neither row values nor row links (θ maps, pair/entry indices)."""
+    return {k: v for k, v in raw.items() if k not in RAW_KEYS and k not in ROW_VALUE_KEYS}
 
 
 def whitened_products(params, raw, dims) -> dict:
@@ -102,30 +145,15 @@ def whitened_products(params, raw, dims) -> dict:
     """
     rdims = dims.residual
     s, rho, c, minus_logdet_v = row_transform(params, raw, rdims)
-    pred = raw["pred"]
-
-    def whiten(a):
-        a = a * s[:, None]
-        return c[:, None] * (a - rho[:, None] * a[pred])
-
-    pattern = {k: v for k, v in raw.items() if k not in RAW_KEYS}
-    pattern["X"] = whiten(raw["X"])
-    pattern["Z1"] = whiten(raw["Z1"])
-    if dims.q2 > 0:
-        if rdims.doubled:
-            own = raw["z2_val"][:, :rdims.k2] * s[:, None]
-            pattern["z2_val"] = jnp.concatenate([c[:, None] * own, -(c * rho)[:, None] * own[pred]], axis=1)
-        else:
-            pattern["z2_val"] = whiten(raw["z2_val"])
-    y = whiten((raw["y"] - raw["offset"])[:, None])[:, 0]
+    own, lagged = row_parts(value_columns(raw, dims, raw["X"], raw["y"] - raw["offset"]), s, raw["pred"], rdims)
+    white = {k: c[:, None] * (own[k] - rho[:, None] * lagged[k]) for k in own}
+    y = white.pop("y")[:, 0]
+    pattern = {**{k: v for k, v in raw.items() if k not in RAW_KEYS}, **white}
     unit = (raw["w"] > 0).astype(y.dtype)
     design = design_products(pattern, unit, dims)
     out = assemble(design, response_products(pattern, unit, y, dims, design))
     out["sum_log_w"] = minus_logdet_v
-    index = {k: v for k, v in raw.items() if k not in RAW_KEYS and k not in ("X", "Z1", "codes1", "z2_val",
-                                                                             "z2_col", "slot22", "slot21",
-                                                                             "row_entry")}
-    return {**index, **out}
+    return {**index_arrays(raw), **out}
 
 
 whitened_products_jit = cached_jit(whitened_products, static_argnums=2)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..inference.satterthwaite import covbeta, varpar_deviance
-from ..objective.crossprod import response_arrays as response_arrays_one
+from ..objective.residual_engines import response_arrays as response_arrays_one
 from ..objective.estimates import estimates_at
 from ..program_cache import cached_jit
 from ..simulate.batched import auto_batch_size, fit_batch, newton_options, shared_chunk

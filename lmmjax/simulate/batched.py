@@ -46,7 +46,8 @@ from ..fitting.derivatives import choose_derivatives, initial_hessian
 from ..fitting.newton import NewtonOptions, minimize_theta
 from ..fitting.record import STATUS_TEXT, OptSummary
 from ..fitting.reparam import reparametrisation
-from ..objective.crossprod import cross_products, response_arrays
+from ..objective.crossprod import cross_products
+from ..objective.residual_engines import response_arrays
 from ..objective.deviance import profiled_deviance
 from ..objective.estimates import estimates_at
 from ..program_cache import cached_jit

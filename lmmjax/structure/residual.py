@@ -132,6 +132,46 @@ def parse_variance(spec):
     raise ModelSpecError(f"variance= must be lmm.VarIdent(column); got {type(spec).__name__}.")
 
 
+#: At most this many distinct time steps to the predecessor for :class:`LagProducts`
+#: (its cross-product sets grow by three per step; beyond this the rows are whitened instead).
+MAX_LAG_STEPS = 8
+
+
+@dataclass(frozen=True)
+class RowWhitening:
+    """Engine kind: every row whitened at every evaluation, O(n) per evaluation.
+
+    The general path (VarIdent, CAR(1)/AR(1) with many distinct time steps):
+    :func:`lmmjax.objective.residual.whitened_products`.
+    """
+
+
+@dataclass(frozen=True)
+class LagProducts:
+    """Engine kind: AR(1)/CAR(1) without VarIdent, cross-products from sets computed once.
+
+    The residual precision is tridiagonal within the groups, so every
+    cross-product is a fixed combination of a few row sums whose weights
+    depend on φ only (:mod:`lmmjax.objective.residual_lag`): no pass over
+    the rows per evaluation.
+    """
+
+
+def choose_engine(rows: "ResidualRows"):
+    """:class:`LagProducts` for a correlation without VarIdent and at most :data:`MAX_LAG_STEPS`
+    distinct time steps, else :class:`RowWhitening`.
+
+    Examples
+    --------
+    >>> choose_engine(rows)  # doctest: +SKIP
+    LagProducts()
+    """
+    if rows.correlation is None or rows.variance is not None:
+        return RowWhitening()
+    steps = np.unique(rows.dt[rows.has_pred])
+    return LagProducts() if len(steps) <= MAX_LAG_STEPS else RowWhitening()
+
+
 @dataclass(frozen=True)
 class ResidualDims:
     """Static description of a residual structure (part of the compile key).
@@ -142,7 +182,9 @@ class ResidualDims:
     ``k2`` is the number of later-block columns per row of the raw pattern;
     ``doubled`` says that the pattern carries each row's predecessor's
     later-block columns as well (a later block not constant within the AR
-    groups: whitened rows touch two of its levels).
+    groups: whitened rows touch two of its levels). ``engine`` is how the
+    objective computes the cross-products (:class:`RowWhitening` or
+    :class:`LagProducts`, chosen once by :func:`choose_engine`).
     """
 
     correlation: str | None  # "ar1", "car1" or None
@@ -150,6 +192,7 @@ class ResidualDims:
     start: int
     k2: int = 0
     doubled: bool = False
+    engine: object = RowWhitening()
 
     @property
     def n_params(self) -> int:
@@ -300,4 +343,4 @@ def residual_dims(rows: ResidualRows | None, start: int, k2: int, doubled: bool)
         return None
     corr = None if rows.correlation is None else ("car1" if isinstance(rows.correlation, CAR1) else "ar1")
     return ResidualDims(correlation=corr, n_ratio=max(len(rows.var_levels) - 1, 0), start=start, k2=k2,
-                        doubled=doubled)
+                        doubled=doubled, engine=choose_engine(rows))
