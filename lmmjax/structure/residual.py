@@ -248,8 +248,10 @@ class ResidualRows:
         """True when ``codes`` (e.g. a grouping factor) take one value within each AR group."""
         if self.correlation is None:
             return True
-        pairs = np.unique(np.stack([self.group_codes, np.asarray(codes, np.int64)]), axis=1)
-        return pairs.shape[1] == len(np.unique(self.group_codes))
+        codes = np.asarray(codes, np.int64)
+        some = np.zeros(int(self.group_codes.max(initial=-1)) + 1, np.int64)
+        some[self.group_codes] = codes  # one row's code per group (any row): O(n), no sort
+        return bool(np.all(codes == some[self.group_codes]))
 
 
 def link_rows(group_codes: np.ndarray, time: np.ndarray, present: np.ndarray):
