@@ -48,7 +48,11 @@ def projected_gradient(theta, g, lower):
 
 def snap_to_bounds(objective, theta, f, lower, snap_tol=SNAP_TOL):
     """Set small bounded entries of θ to their bound, one at a time, when the
-    objective does not rise. Pure JAX; returns (θ, f, snapped mask)."""
+    objective does not rise. Pure JAX; returns (θ, f, snapped mask).
+
+    Unbounded entries (a GLMM's fixed effects) are skipped without
+    evaluating the objective (``lax.cond`` on the bound, which vmap keeps
+    a branch when ``lower`` is shared by the replicates)."""
     bounded = jnp.isfinite(lower)
     lo = jnp.where(bounded, lower, 0.0)
     idx = jnp.arange(theta.shape[0])
@@ -57,7 +61,8 @@ def snap_to_bounds(objective, theta, f, lower, snap_tol=SNAP_TOL):
         theta, f, snapped = carry
         candidate = bounded[i] & (theta[i] > lo[i]) & (theta[i] < snap_tol)
         trial = jnp.where(idx == i, lo, theta)
-        ft = objective(trial)
+        ft = lax.cond(bounded[i], lambda t: jnp.asarray(objective(t), f.dtype),
+                      lambda t: jnp.asarray(jnp.inf, f.dtype), trial)
         accept = candidate & jnp.isfinite(ft) & (ft <= f + 1e-10 * jnp.maximum(1.0, jnp.abs(f)))
         return (jnp.where(accept, trial, theta), jnp.where(accept, jnp.minimum(f, ft), f),
                 snapped | (accept & (idx == i)))

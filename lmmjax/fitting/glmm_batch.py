@@ -3,15 +3,19 @@
 :func:`fit_glmm_batch` refits a :class:`~lmmjax.results.glmer_fit.GlmerFit`'s
 design to each row of ``Y`` (Laplace or quadrature, stage 2 only, started
 from the fit's θ̂ and β̂). Each replicate runs the bounded trust-region
-Newton method of :mod:`lmmjax.fitting.newton` (quasi-Newton: one exact
-gradient per iteration, damped BFGS from the fit's Hessian) on x = (θ, γ)
-with β = β̂ + C γ, C from the fit's Hessian (unit curvature in β at the
-start); its objective is the fit's
-(:func:`lmmjax.objective.glmm.glmm_objective`): PIRLS from the fit's modes
-with step halving and a per-replicate convergence flag (a while loop with
-an iteration limit, which ``jax.vmap`` runs until every replicate is done),
-and exact gradients through the mode. Failures come back as values
+Newton method of :mod:`lmmjax.fitting.newton` (by default on exact
+gradients, the Hessian from differences of them) on x = (θ, γ) with
+β = β̂ + C γ, C from the fit's Hessian (unit curvature in β at the start);
+its objective is the fit's (:func:`lmmjax.objective.glmm.glmm_objective`):
+PIRLS with step halving and a per-replicate convergence flag, started
+from the mode of the last accepted point (carried by the search), and
+exact gradients through the mode. Failures come back as values
 (``converged = False``, a status code), never as exceptions.
+
+Replicates go through in chunks of a shared size (64, or 512 beyond 64
+replicates; :mod:`lmmjax.fitting.chunks`), so one compiled program serves
+every count; within a chunk ``lane`` replicates share one vmapped loop
+(``lax.map``), so that a slow replicate holds up only its lane.
 
 Examples
 --------
@@ -25,35 +29,51 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from ..objective.glmm import glmm_objective
+from ..objective.glmm import glmm_objective, pirls
 from .bounds import column_mates
+from .chunks import chunk_rows, n_chunks, round_up, shared_chunk
 from .glmm import glmm_data
 from .newton import NewtonOptions, minimize_theta
 
 jax.config.update("jax_enable_x64", True)
 
 
+LANE = 8  # replicates per vmapped loop (a slow replicate holds up only its own lane)
+
+
 def _fit_one(y, x0, lower, mates, C, H0, beta_hat, u_hat, data, dims, family, nagq, opts):
-    """One replicate (pure JAX): a dict with θ, β, deviance, converged, n_iter, status."""
+    """One replicate (pure JAX): a dict with θ, β, deviance, converged, n_iter, status.
+
+    The start is the fit's θ̂ with this replicate's β from a joint PIRLS
+    (u and β together, lme4's stage 1) at θ̂, started from the fit's modes;
+    after that every evaluation starts PIRLS from the mode of the last
+    accepted point (``minimize_theta``'s carried aux).
+    """
     k = dims.n_theta
     d = {**data, "y": y}
+    no = jnp.bool_(False)
 
-    def objective(x):
+    def objective(x, u):
         beta = beta_hat + C @ x[k:]
-        return glmm_objective(x[:k], beta, u_hat, beta_hat, jnp.bool_(False), jnp.bool_(False), d, dims,
-                              family, nagq, 1)[0]
+        dev, (u_new, _, _) = glmm_objective(x[:k], beta, u, beta_hat, no, no, d, dims, family, nagq, 1)
+        return dev, u_new
 
-    res = minimize_theta(x0, objective, lower, opts, mates, H0)
+    u0, b0, _, _, ok = pirls(x0[:k], beta_hat, u_hat, beta_hat, d, dims, family, jnp.bool_(True), no)
+    ok = ok & jnp.all(jnp.isfinite(b0)) & jnp.all(jnp.isfinite(u0))
+    start = jnp.where(ok, jnp.concatenate([x0[:k], jnp.linalg.solve(C, b0 - beta_hat)]), x0)
+    res = minimize_theta(start, objective, lower, opts, mates, H0, aux0=jnp.where(ok, u0, u_hat))
     x = res.pop("theta")
     return dict(res, theta=x[:k], beta=beta_hat + C @ x[k:])
 
 
-@partial(jax.jit, static_argnums=(9, 10, 11, 12))
-def _fit_many(Y, x0, lower, mates, C, H0, beta_hat, u_hat, data, dims, family, nagq, opts):
+@partial(jax.jit, static_argnums=(9, 10, 11, 12, 13))
+def _fit_many(Y, x0, lower, mates, C, H0, beta_hat, u_hat, data, dims, family, nagq, opts, lane):
+    """A chunk of replicates, ``lane`` at a time (each lane one vmapped loop)."""
     one = partial(_fit_one, x0=x0, lower=lower, mates=mates, C=C, H0=H0, beta_hat=beta_hat, u_hat=u_hat,
                   data=data, dims=dims, family=family, nagq=nagq, opts=opts)
-    return jax.vmap(one)(Y)
+    return lax.map(one, Y, batch_size=lane)
 
 
 def batch_preconditioner(fit) -> np.ndarray:
@@ -69,8 +89,14 @@ def batch_preconditioner(fit) -> np.ndarray:
     return np.linalg.inv(L).T
 
 
-def fit_glmm_batch(fit, Y, options: dict | None = None) -> dict:
+def fit_glmm_batch(fit, Y, options: dict | None = None, lane: int = LANE) -> dict:
     """Refit ``fit``'s design to every row of ``Y`` (replicates × observations), in one program.
+
+    Replicates go through in chunks of a fixed size
+    (:func:`lmmjax.fitting.chunks.shared_chunk`: 64, or 512 for more than 64
+    replicates; the last chunk padded with copies of its last replicate,
+    which are dropped), so one compiled program serves every replicate
+    count. Within a chunk, ``lane`` replicates share one vmapped loop.
 
     Parameters
     ----------
@@ -111,6 +137,9 @@ def fit_glmm_batch(fit, Y, options: dict | None = None) -> dict:
         H0 = S.T @ np.asarray(fit.hessian) @ S
         lam, V = np.linalg.eigh(0.5 * (H0 + H0.T))
         H0 = (V * np.maximum(np.abs(lam), 1e-6 * np.abs(lam).max())) @ V.T
-    out = _fit_many(Ypad, x0, lower, mates, C, H0, np.asarray(fit.estimates.beta, float),
-                    np.asarray(fit.estimates.u, float), data, dims, fit.family, fit.nagq, opts)
-    return {key: np.asarray(v) for key, v in out.items()}
+    beta_hat, u_hat = np.asarray(fit.estimates.beta, float), np.asarray(fit.estimates.u, float)
+    n = Y.shape[0]
+    size = round_up(shared_chunk(n), lane)
+    chunks = [_fit_many(Ypad[chunk_rows(n, size, c)], x0, lower, mates, C, H0, beta_hat, u_hat, data, dims,
+                        fit.family, fit.nagq, opts, int(lane)) for c in range(n_chunks(n, size))]
+    return {key: np.concatenate([np.asarray(c[key]) for c in chunks])[:n] for key in chunks[0]}

@@ -189,27 +189,28 @@ def bounded_step(theta, g, H, lower, delta, fscale, opts: NewtonOptions):
     return s, saddle, newton & use_n
 
 
-def _line_search(objective, theta, f, g, s, live, opts: NewtonOptions):
-    """Backtracking along the feasible step s; returns (θ, f, ok, α).
+def _line_search(objective, theta, f, g, s, live, opts: NewtonOptions, aux):
+    """Backtracking along the feasible step s; returns (θ, f, ok, α, aux at the last point tried).
 
-    One loop (the objective appears once in the compiled program): the
-    first pass tries α = 1, later ones halve it.
+    ``objective`` is (θ, aux) → (f, aux'). One loop (the objective appears
+    once in the compiled program): the first pass tries α = 1, later ones
+    halve it.
     """
 
     def cond(state):
-        _, _, _, ok, i = state
-        return live & ~ok & (i < opts.max_backtrack)
+        return live & ~state[3] & (state[4] < opts.max_backtrack)
 
     def body(state):
-        alpha, _, _, _, i = state
+        alpha, _, _, _, i, _ = state
         alpha = jnp.where(i == 0, 1.0, 0.5 * alpha)
         th = theta + alpha * s
-        ft = objective(th)
+        ft, aux_t = objective(th, aux)
         ok = jnp.isfinite(ft) & (ft <= f + opts.armijo * jnp.minimum(jnp.dot(g, th - theta), 0.0))
-        return alpha, th, ft, ok, i + 1
+        return alpha, th, ft, ok, i + 1, aux_t
 
-    alpha, th, ft, ok, _ = lax.while_loop(cond, body, (jnp.asarray(1.0, f.dtype), theta, f, jnp.asarray(False), 0))
-    return th, ft, ok, alpha
+    alpha, th, ft, ok, _, aux_t = lax.while_loop(
+        cond, body, (jnp.asarray(1.0, f.dtype), theta, f, jnp.asarray(False), 0, aux))
+    return th, ft, ok, alpha, aux_t
 
 
 class _State(NamedTuple):
@@ -222,6 +223,7 @@ class _State(NamedTuple):
     H: jax.Array  # quasi-Newton: the current approximation; else unused
     theta_prev: jax.Array
     g_prev: jax.Array
+    aux: object  # the objective's carried start (see minimize_theta's aux0); a dummy without one
 
 
 def bfgs_update(H, s, y):
@@ -237,7 +239,12 @@ def bfgs_update(H, s, y):
     return jnp.where(ok, Hn, H)
 
 
-def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0=None):
+def _without_aux(objective):
+    """θ → f as (θ, aux) → (f, aux)."""
+    return lambda theta, aux: (objective(theta), aux)
+
+
+def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0=None, aux0=None):
     """Minimise ``objective`` (θ → deviance) from ``theta0`` subject to θ ≥ lower.
 
     Pure JAX, no exceptions; vmap it over replicates. Each pass of the loop
@@ -251,14 +258,28 @@ def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0
     (e.g. the original fit's) and follows damped BFGS updates: one gradient
     per iteration, for models whose gradients are expensive.
 
+    With ``aux0`` (a pytree) the objective is ``(θ, aux) → (deviance, aux')``
+    instead: ``aux`` is where an inner iteration starts (a GLMM's
+    conditional modes for PIRLS) and ``aux'`` where it ended; the search
+    evaluates every point from the aux of the last accepted point (``aux0``
+    at the start), so the inner loop starts close to its answer. The
+    deviance must not depend on aux.
+
     Returns
     -------
     dict with ``theta``, ``deviance``, ``pgrad`` (max |projected gradient|),
     ``converged``, ``n_iter``, ``status`` (see ``STATUS_TEXT``).
     """
     quasi = opts.derivatives == "quasi-newton"
-    derivs = None if quasi else derivative_function(objective, opts)
-    value_grad = gradient_function(objective, opts)
+    if aux0 is None:
+        objective, aux0 = _without_aux(objective), jnp.zeros((), theta0.dtype)
+
+    def at(aux):  # θ → deviance, the inner loop started from aux
+        return lambda th: objective(th, aux)[0]
+
+    def value_grad(theta, aux):
+        return gradient_function(at(aux), opts)(theta)
+
     k = theta0.shape[0]
     H0 = jnp.eye(k, dtype=theta0.dtype) if H0 is None else jnp.asarray(H0, theta0.dtype)
     mates = jnp.zeros((k, k), dtype=bool) if mates is None else jnp.asarray(mates, dtype=bool)
@@ -272,14 +293,14 @@ def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0
     delta0 = jnp.asarray(opts.delta0, theta0.dtype) * jnp.maximum(1.0, jnp.max(jnp.abs(theta0)))
     nan = jnp.asarray(jnp.nan, theta0.dtype)
     state = _State(theta0, nan, delta0, jnp.asarray(0), jnp.asarray(False), jnp.asarray(STOP_MAXITER),
-                   H0, theta0, jnp.zeros_like(theta0))
+                   H0, theta0, jnp.zeros_like(theta0), aux0)
 
     def body(s: _State):
         if quasi:
-            f, g = value_grad(s.theta)
+            f, g = value_grad(s.theta, s.aux)
             H = jnp.where(s.it > 0, bfgs_update(s.H, s.theta - s.theta_prev, g - s.g_prev), s.H)
         else:
-            f, g, H = derivs(s.theta)
+            f, g, H = derivative_function(at(s.aux), opts)(s.theta)
         fscale = jnp.maximum(1.0, jnp.abs(f))
         finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g)) & jnp.all(jnp.isfinite(H))
         r = reflection(s.theta, g, lower, mates)  # same deviance, inward gradient
@@ -294,7 +315,7 @@ def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0
         # At the noise floor a step's decrease cannot be seen in f: take it on the
         # strength of the gradient (already small enough to call converged), then stop.
         floor = ~stop & (predicted <= opts.noise * fscale) & (pg <= opts.gtol * fscale)
-        th, ft, ok, alpha = _line_search(objective, s.theta, f, g, step, ~stop & ~floor, opts)
+        th, ft, ok, alpha, aux_t = _line_search(objective, s.theta, f, g, step, ~stop & ~floor, opts, s.aux)
         th = jnp.where(floor, s.theta + step, th)
         ft = jnp.where(floor, f, ft)
         ok = ok | floor
@@ -315,13 +336,14 @@ def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0
                                       STOP_MAXITER)),
             jnp.where(~ok, STOP_LINESEARCH, STOP_STEP))
         moved = ~stop & ok
+        aux = jax.tree_util.tree_map(lambda new, old: jnp.where(moved & ~floor, new, old), aux_t, s.aux)
         return _State(jnp.where(moved, th, s.theta), jnp.where(moved, ft, f), delta,
                       s.it + jnp.where(stop, 0, 1), stop | ~ok | small, status,
-                      H, s.theta, g)
+                      H, s.theta, g, aux)
 
     s = lax.while_loop(lambda s: ~s.done, body, state)
-    theta, _, _ = snap_to_bounds(objective, s.theta, s.f, lower, opts.snap_tol)
-    f_final, g_final = value_grad(theta)
+    theta, _, _ = snap_to_bounds(at(s.aux), s.theta, s.f, lower, opts.snap_tol)
+    f_final, g_final = value_grad(theta, s.aux)
     g_final = reflection(theta, g_final, lower, mates) * g_final
     fscale = jnp.maximum(1.0, jnp.abs(f_final))
     pg = pgrad(theta, g_final)

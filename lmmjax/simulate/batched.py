@@ -32,7 +32,6 @@ cov(β̂)/σ̂² at θ̂.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 import time
 
@@ -42,6 +41,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ..fitting.bounds import column_mates, start_theta
+from ..fitting.chunks import chunk_rows, n_chunks, round_up, shared_chunk
 from ..fitting.derivatives import choose_derivatives, initial_hessian
 from ..fitting.newton import NewtonOptions, minimize_theta
 from ..fitting.record import STATUS_TEXT, OptSummary
@@ -173,20 +173,6 @@ def auto_batch_size(dims, opts: NewtonOptions, n_devices: int = 1, budget: int =
     return max(n_devices, size // n_devices * n_devices)
 
 
-SMALL_CHUNK, LARGE_CHUNK = 64, 512  # the chunk sizes runs share, so that one compiled program serves them
-
-
-def shared_chunk(n: int) -> int:
-    """Replicates per chunk before the memory bound: 64 for small runs, else 512.
-
-    The chunk size is part of the compiled program's shape, so every run with
-    more than 64 replicates (bootstrap(1000), bootstrap(2000), power(nsim=…))
-    shares one program per model structure, in a process and through the
-    persistent cache (``python -m lmmjax warmup`` compiles it once).
-    """
-    return SMALL_CHUNK if n <= SMALL_CHUNK else LARGE_CHUNK
-
-
 def _chunk_size(n: int, batch_size: int | None, dims, opts, n_devices: int, lane: int, n_rows: int) -> int:
     """Replicates per chunk: a multiple of lane × devices, so that every replicate
     runs in the same vmapped width (results do not depend on the batch size)."""
@@ -196,8 +182,7 @@ def _chunk_size(n: int, batch_size: int | None, dims, opts, n_devices: int, lane
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     else:
         size = min(auto_batch_size(dims, opts, n_devices, n_rows=n_rows), shared_chunk(n))
-    unit = lane * n_devices
-    return int(math.ceil(size / unit) * unit)
+    return round_up(size, lane * n_devices)
 
 
 def newton_options(dims, options=None) -> NewtonOptions:
@@ -232,14 +217,13 @@ def _run(kind, model, n, per_chunk_inputs, shared_inputs, theta0, batch_size, pr
     fn, mesh = _chunk_function(kind, dims, opts, use_u, devices, lane, len(shared_inputs), null_dims)
     rep_sharding, rest_sharding = NamedSharding(mesh, P("rep")), NamedSharding(mesh, P())
     shared = jax.tree_util.tree_map(lambda a: _put(a, rest_sharding), shared_inputs)
-    n_chunks = max(1, math.ceil(n / size))
     compiling = first_use(("chunk", id(fn), size))
     desc = "bootstrap" if kind == "simulate" else "refits"
     outputs, pending = [], None
     with Progress(total=n, desc=desc, unit="fit", progress=progress, compiling=compiling) as bar:
-        for c in range(n_chunks):
+        for c in range(n_chunks(n, size)):
             start, stop = c * size, min(n, (c + 1) * size)
-            rows = np.minimum(np.arange(start, start + size), max(stop - 1, 0))  # pad with the last replicate
+            rows = chunk_rows(n, size, c)  # padded with the last replicate
             args = [_put(a[rows], rep_sharding) for a in per_chunk_inputs(rows)]
             args.append(_put(theta0[rows], rep_sharding))
             result = fn(args[0], args[1], *shared)

@@ -5,16 +5,24 @@ import numpy as np
 import pytest
 
 import lmmjax as lmm
+from lmmjax.fitting import glmm_batch
 from lmmjax.fitting.glmm_batch import fit_glmm_batch
 from lmmjax.glmer import refit_glmm
+
+CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+
+
+def cbpp_replicates(n: int, seed: int):
+    """The cbpp fit and ``n`` binomial responses drawn at its fitted means (proportions)."""
+    fit = lmm.glmer(CBPP, lmm.datasets.load("cbpp"))
+    trials = fit.model.weights
+    Y = np.random.default_rng(seed).binomial(trials.astype(int), fit.fitted, size=(n, len(trials))) / trials
+    return fit, Y
 
 
 @pytest.mark.slow  # compiles the vmapped Newton loop (~30 s here)
 def test_batch_equals_single_refits():
-    fit = lmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", lmm.datasets.load("cbpp"))
-    rng = np.random.default_rng(0)
-    trials = fit.model.weights
-    Y = rng.binomial(trials.astype(int), fit.fitted, size=(3, len(trials))) / trials
+    fit, Y = cbpp_replicates(3, 0)
     Y[2] = fit.model.y  # the data themselves: the fit again
     out = fit_glmm_batch(fit, Y)
     assert out["converged"].all()
@@ -47,3 +55,16 @@ def test_default_batch_does_not_stop_at_zero_below_the_optimum():
         single = refit_glmm(fit, Y[i])
         assert -0.5 * out["deviance"][i] >= single.loglik - 1e-6, i
         np.testing.assert_allclose(out["theta"][i], single.theta, atol=1e-4)
+
+
+@pytest.mark.slow  # compiles the chunk program once (~30 s here)
+def test_one_compiled_chunk_serves_every_replicate_count():
+    """Counts up to 64 share the 64-replicate chunk; the padding copies are dropped, never counted."""
+    fit, Y = cbpp_replicates(10, 3)
+    first = fit_glmm_batch(fit, Y[:3])
+    compiled = glmm_batch._fit_many._cache_size()
+    out = fit_glmm_batch(fit, Y)
+    assert glmm_batch._fit_many._cache_size() == compiled  # no new program for 10 replicates
+    assert all(v.shape[0] == 10 for v in out.values())
+    for key in ("theta", "beta", "deviance", "converged", "n_iter"):  # a replicate's fit does not depend on the count
+        np.testing.assert_array_equal(out[key][:3], first[key])
