@@ -12,9 +12,8 @@ from the mode of the last accepted point (carried by the search), and
 exact gradients through the mode. Failures come back as values
 (``converged = False``, a status code), never as exceptions.
 
-Replicates go through in chunks of a shared size (64, or 512 beyond 64
-replicates; :mod:`lmmjax.fitting.chunks`), so one compiled program serves
-every count; within a chunk ``lane`` replicates share one vmapped loop
+Replicates go through in chunks of one size (64, :mod:`lmmjax.fitting.chunks`),
+so one compiled program serves every count; within a chunk ``lane`` replicates share one vmapped loop
 (``lax.map``), so that a slow replicate holds up only its lane.
 
 Examples
@@ -33,7 +32,7 @@ from jax import lax
 
 from ..objective.glmm import glmm_objective, pirls
 from .bounds import column_mates
-from .chunks import chunk_rows, n_chunks, round_up, shared_chunk
+from .chunks import SMALL_CHUNK, chunk_rows, n_chunks, round_up
 from .glmm import glmm_data
 from .newton import NewtonOptions, minimize_theta
 
@@ -41,6 +40,10 @@ jax.config.update("jax_enable_x64", True)
 
 
 LANE = 8  # replicates per vmapped loop (a slow replicate holds up only its own lane)
+#: Replicates per compiled chunk, for every count: one program serves all runs (its compilation
+#: took ~35 s for cbpp, so a second, larger chunk size would cost more than it saves; measured
+#: cbpp 1,000 replicates: lanes of 8 in 64-chunks as fast as in 512-chunks).
+CHUNK = SMALL_CHUNK
 
 
 def _fit_one(y, x0, lower, mates, C, H0, beta_hat, u_hat, data, dims, family, nagq, opts):
@@ -92,10 +95,9 @@ def batch_preconditioner(fit) -> np.ndarray:
 def fit_glmm_batch(fit, Y, options: dict | None = None, lane: int = LANE) -> dict:
     """Refit ``fit``'s design to every row of ``Y`` (replicates × observations), in one program.
 
-    Replicates go through in chunks of a fixed size
-    (:func:`lmmjax.fitting.chunks.shared_chunk`: 64, or 512 for more than 64
-    replicates; the last chunk padded with copies of its last replicate,
-    which are dropped), so one compiled program serves every replicate
+    Replicates go through in chunks of a fixed size (``CHUNK`` = 64; the
+    last chunk padded with copies of its last replicate, which are dropped
+    from the results), so one compiled program serves every replicate
     count. Within a chunk, ``lane`` replicates share one vmapped loop.
 
     Parameters
@@ -139,7 +141,7 @@ def fit_glmm_batch(fit, Y, options: dict | None = None, lane: int = LANE) -> dic
         H0 = (V * np.maximum(np.abs(lam), 1e-6 * np.abs(lam).max())) @ V.T
     beta_hat, u_hat = np.asarray(fit.estimates.beta, float), np.asarray(fit.estimates.u, float)
     n = Y.shape[0]
-    size = round_up(shared_chunk(n), lane)
+    size = round_up(CHUNK, lane)
     chunks = [_fit_many(Ypad[chunk_rows(n, size, c)], x0, lower, mates, C, H0, beta_hat, u_hat, data, dims,
                         fit.family, fit.nagq, opts, int(lane)) for c in range(n_chunks(n, size))]
     return {key: np.concatenate([np.asarray(c[key]) for c in chunks])[:n] for key in chunks[0]}
