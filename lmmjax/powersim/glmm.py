@@ -56,7 +56,7 @@ def glmm_design(fit) -> pd.DataFrame:
     """The rows of a GLMM fit's model frame with a :data:`SOURCE_ROW` column, to extend or cut down
     (:func:`lmmjax.powersim.extend` copies it along with the other columns)."""
     design = fit.model.frame.data.reset_index(drop=True).copy()
-    design[SOURCE_ROW] = np.arange(len(design))
+    design[SOURCE_ROW] = np.arange(len(design), dtype=float)  # float: extend() does not relabel it as nested
     return design
 
 
@@ -71,7 +71,7 @@ def fit_on_design(fit, design: pd.DataFrame):
     --------
     >>> small = fit_on_design(fit, extend(glmm_design(fit), along="herd", n=8))  # doctest: +SKIP
     """
-    src = design[SOURCE_ROW].to_numpy(int)
+    src = design[SOURCE_ROW].to_numpy(float).astype(int)
     model = fit.model
     if len(src) == model.n_rows and np.array_equal(src, np.arange(len(src))):
         return fit

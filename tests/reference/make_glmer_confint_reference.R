@@ -8,7 +8,8 @@
 ## Writes tests/reference/fixtures/glmer/confint/<id>.json, doubles with up to 17
 ## significant digits. Each model is fitted with the tight settings of
 ## make_glmer_reference.R (bobyqa, rhoend = 1e-10, tolPwrss = 1e-10); then
-##   confint_profile = confint(m, method = "profile", oldNames = FALSE) at level 0.95
+##   confint_profile = confint(profile(m, signames = FALSE)) at level 0.95, which is
+##                     confint(m, method = "profile", oldNames = FALSE)
 ##                     (names "sd_(Intercept)|herd", "(Intercept)", ...; lme4's row
 ##                     order: the sds first, then the fixed effects);
 ##   profile_trace   = as.data.frame(profile(m, signames = FALSE)): the focal parameter,
@@ -35,11 +36,13 @@ confint_cols <- function(ci) {
 run_confint <- function(id, formula_str, data, dataset, family, extra = list()) {
   if (length(only) && !(id %in% only)) return(invisible(NULL))
   m <- glmer(as.formula(formula_str), data = data, family = family, control = ctrl_tight)
+  ## confint(m, method = "profile") is confint() of profile(m, signames = FALSE): profiled once here
   t0 <- proc.time()[[3]]
-  ci <- collect(confint(m, method = "profile", oldNames = FALSE))
+  pr <- collect(profile(m, signames = FALSE))
+  ci <- collect(confint(pr$value))
   t_ci <- proc.time()[[3]] - t0
-  pr <- collect(as.data.frame(profile(m, signames = FALSE)))
-  prd <- pr$value
+  ci$warnings <- unique(c(pr$warnings, ci$warnings))
+  prd <- as.data.frame(pr$value)
   pr_value <- vapply(seq_len(nrow(prd)), function(i) prd[i, as.character(prd$.par[i])], numeric(1))
   res <- c(list(id = id, dataset = dataset, formula = formula_str, family = family$family,
                 link = family$link, nAGQ = 1L), extra)
@@ -52,7 +55,7 @@ run_confint <- function(id, formula_str, data, dataset, family, extra = list()) 
     confint_note = "lme4 confint.merMod(method = 'profile', oldNames = FALSE), level 0.95; ends from spline interpolation of the profile",
     profile_trace = list(note = "as.data.frame(profile(m, signames = FALSE)): focal parameter, its value, zeta",
                          par = I(as.character(prd$.par)), value = I(unname(pr_value)),
-                         zeta = I(unname(prd$.zeta)), warnings = I(pr$warnings)),
+                         zeta = I(unname(prd$.zeta))),
     r_seconds_confint = t_ci,
     optimizer_settings = "glmerControl(optimizer='bobyqa', optCtrl=list(maxfun=1e5, rhoend=1e-10), tolPwrss=1e-10)",
     generated_by = sprintf("tests/reference/make_glmer_confint_reference.R; R %s.%s, lme4 %s",
