@@ -4,7 +4,8 @@ Fixtures: tests/reference/make_glmer_confint_reference.R (lme4 fits with tight
 settings, then ``confint(m, method="profile", oldNames=FALSE)`` and the profile
 trace). Tolerance: each interval end within 1e-3 of the interval's width (lme4
 interpolates its profile with splines; our ends are roots of ζ found by Brent's
-method), ζ at lme4's profile points within 1e-4.
+method; 5e-3 where lme4 warns that its spline failed); the profiled deviance at
+lme4's profile points never above lme4's.
 """
 from __future__ import annotations
 
@@ -39,13 +40,18 @@ def assert_matches_lme4(name: str):
     ci = fit.confint(method="profile")
     assert list(ci.columns) == ["lower", "upper"]
     assert list(ci.index) == expected_index(fit)
-    theirs = r_interval(confint_ref(name), "confint_profile")
+    ref = confint_ref(name)
+    theirs = r_interval(ref, "confint_profile")
     assert len(theirs) == len(ci)
     for par, row in ci.iterrows():
         lo, hi = theirs[r_param(par)]
         width = hi - lo
-        assert abs(row.lower - lo) < 1e-3 * width, (par, row.lower, lo)
-        assert abs(row.upper - hi) < 1e-3 * width, (par, row.upper, hi)
+        # where lme4 says its spline failed ("bad spline fit for <par>: falling back to linear
+        # interpolation", binary_slope's correlation) its end is a linear interpolation: 5e-3
+        flagged = any(r_param(par) in w for w in ref["confint_profile"]["warnings"] if "spline" in w)
+        tol = (5e-3 if flagged else 1e-3) * width
+        assert abs(row.lower - lo) < tol, (par, row.lower, lo)
+        assert abs(row.upper - hi) < tol, (par, row.upper, hi)
     return fit, ci
 
 
