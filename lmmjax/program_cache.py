@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import weakref
 import os
 import pickle
 import tempfile
@@ -97,6 +98,26 @@ def _store(path: Path, exported) -> None:
     os.replace(tmp, path)  # atomic: concurrent processes never read a partial file
 
 
+_INSTANCES: "weakref.WeakSet[CachedJit]" = weakref.WeakSet()
+
+
+def release_programs() -> None:
+    """Drop every compiled program held in this process (lmmjax's and JAX's in-memory caches).
+
+    Each XLA CPU executable holds a few memory maps; a process that has
+    compiled many thousands of programs can reach the kernel's
+    ``vm.max_map_count`` (65,530 by default) and crash. Programs are
+    recompiled (or loaded from the persistent cache) on their next use.
+
+    Examples
+    --------
+    >>> release_programs()
+    """
+    for program in list(_INSTANCES):
+        program._programs.clear()
+    jax.clear_caches()
+
+
 class CachedJit:
     """A jitted function whose lowered programs persist across processes (see the module docstring)."""
 
@@ -117,6 +138,7 @@ class CachedJit:
             if all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
                 self._n_positional = len(params)
         self._programs = {}  # in-process memo: key → callable of the dynamic arguments
+        _INSTANCES.add(self)
 
     def _key(self, statics, tree, signature) -> str:
         name = self.key or f"{self.fun.__module__}.{self.fun.__qualname__}"

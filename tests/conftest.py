@@ -49,6 +49,7 @@ import warnings  # noqa: E402
 import pytest  # noqa: E402
 
 import lmmjax as lmm  # noqa: E402
+from lmmjax.program_cache import release_programs  # noqa: E402
 from tests.reference_data import fixture_data, load_fixture  # noqa: E402
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
@@ -119,3 +120,26 @@ def sleep_fit():
 @pytest.fixture(scope="session")
 def penicillin_fit():
     return fit_once("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin")
+
+
+# ---- memory maps of compiled programs ---------------------------------------------------------
+# Every XLA CPU executable holds a few memory maps. A long pytest process compiles thousands of
+# programs; at the kernel's vm.max_map_count (65,530 by default) it crashed with a segmentation
+# fault. After a test module, past MAPS_LIMIT maps, the compiled programs are released (they are
+# recompiled on their next use).
+MAPS_LIMIT = int(os.environ.get("LMMJAX_TEST_MAPS_LIMIT", "40000"))
+
+
+def _memory_maps() -> int:
+    try:
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux
+        return 0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_programs_past_the_map_limit():
+    yield
+    if _memory_maps() > MAPS_LIMIT:
+        release_programs()

@@ -36,6 +36,7 @@ GROUPS = [
     ["formula", "structure"],
 ]
 
+
 def commands(extra: list) -> list:
     """One pytest command line per group; the last one runs everything else."""
     named = [d for group in GROUPS for d in group]
