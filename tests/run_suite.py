@@ -23,27 +23,28 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
-# Longest first. Small groups: a process that has compiled many hundreds of programs was seen to
-# crash inside XLA (twice, in the 366-test diagnostics+formula+objective group and in a 500-test one).
+# Longest first (alone on 2 cores with another group beside: diagnostics ~440 s, powersim ~300 s,
+# the rest ~220 s, the others 110-200 s). Small groups: a process that has compiled many hundreds
+# of programs was seen to crash inside XLA (see the conftest's map limit).
 GROUPS = [
-    ["simulate"],
-    ["powersim"],
-    ["glmm"],
-    ["results"],
     ["diagnostics"],
-    ["inference"],
-    ["objective", "fitting"],
+    ["powersim"],
+    None,  # every test folder and file not named here
     ["formula", "structure"],
+    ["objective", "fitting"],
+    ["results"],
+    ["inference"],
+    ["glmm"],
+    ["simulate"],
 ]
 
 
 def commands(extra: list) -> list:
-    """One pytest command line per group; the last one runs everything else."""
-    named = [d for group in GROUPS for d in group]
-    out = [[sys.executable, "-m", "pytest", "-q", *extra, *(f"tests/{d}" for d in group)] for group in GROUPS]
-    out.append([sys.executable, "-m", "pytest", "-q", *extra, "tests",
-                *(f"--ignore=tests/{d}" for d in named)])
-    return out
+    """One pytest command line per group; the ``None`` group runs everything else."""
+    named = [d for group in GROUPS if group for d in group]
+    rest = ["tests", *(f"--ignore=tests/{d}" for d in named)]
+    return [[sys.executable, "-m", "pytest", "-q", *extra, *(rest if group is None else
+             [f"tests/{d}" for d in group])] for group in GROUPS]
 
 
 def run_group(cmd: list) -> tuple:
