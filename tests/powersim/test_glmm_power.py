@@ -48,22 +48,22 @@ def test_glmm_power_refuses_what_a_glmm_does_not_have(binary_fit):
         lmm.power(binary_fit, test="x", sigma=1.0, nsim=10)
 
 
-@pytest.mark.slow  # three sizes, each its own compiled programs (H1 and H0 refits)
+@pytest.mark.slow  # two sizes, each its own compiled programs (H1 and H0 refits)
 def test_power_curve_of_a_glmm(binary_fit):
-    """10, 40 and 60 groups (60: the design extended): the curve runs, power grows with the groups,
-    and at 40 groups (the fit's own design) it is exactly lmm.power with the same seed."""
+    """10 and 40 groups: the curve runs, power grows with the groups, and at 40 groups (the fit's
+    own design) it is exactly lmm.power with the same seed. (A third, extended size costs another
+    two compilations, ~90 s of the suite.)"""
     kw = dict(test="x", method="lrt", fixef={"x": 0.4}, varcorr={"g": 0.8}, nsim=100, seed=5)
-    curve = lmm.power_curve(binary_fit, along="g", sizes=[60, 10, 40], progress=False, **kw)
+    curve = lmm.power_curve(binary_fit, along="g", sizes=[40, 10], progress=False, **kw)
     t = curve.table
-    assert list(t["size"]) == [10, 40, 60] and list(t["nobs"]) == [100, 400, 600]
+    assert list(t["size"]) == [10, 40] and list(t["nobs"]) == [100, 400]
     assert (t.n_failed == 0).all() and curve.along == "g"
     mc_se = np.sqrt(0.25 / 100)
-    assert np.all(np.diff(t.power) > -2 * mc_se), t.power.tolist()  # monotone up to Monte Carlo noise
-    assert t.power.iloc[-1] - t.power.iloc[0] > 0.2
+    assert t.power.iloc[1] - t.power.iloc[0] > 2 * mc_se, t.power.tolist()  # grows beyond Monte Carlo noise
     same = lmm.power(binary_fit, **kw)
     assert t.power.iloc[1] == same.power and t.n_significant.iloc[1] == same.n_significant
     np.testing.assert_array_equal(curve.results[1].simulations["p_value"], same.simulations["p_value"])
-    assert curve.results[0].ngroups == {"g": 10} and curve.results[2].ngroups == {"g": 60}
+    assert curve.results[0].ngroups == {"g": 10} and curve.results[1].ngroups == {"g": 40}
 
 
 def test_glmm_power_curve_refuses_lmm_arguments(binary_fit):
