@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import weakref
 import os
 import pickle
 import tempfile
 import warnings
+import weakref
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path

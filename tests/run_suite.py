@@ -2,8 +2,9 @@
 
 jax 0.10.2 on CPU was seen to crash inside XLA (a segmentation fault) late
 in a long single process that had compiled many hundreds of programs, so the
-suite runs in groups of test folders, each in a fresh process. The last
-group takes every test the others do not name, so no test is left out.
+suite runs in groups of test folders, each in a fresh process. One group
+(``None`` in :data:`GROUPS`) takes every test the others do not name, so no
+test is left out.
 
 Two groups run at a time (``LMMJAX_TEST_JOBS`` to change; at most the number
 of cores): much of a group's time is single-threaded compilation, so two

@@ -35,14 +35,14 @@ def expected_index(fit) -> list:
         for r in fit.varcorr.itertuples(index=False)]
 
 
-def assert_matches_lme4(name: str, parm=None):
+def assert_matches_lme4(name: str):
     fit, _ = fitted(name)
-    ci = fit.confint(method="profile", parm=parm)
+    ci = fit.confint(method="profile")
     assert list(ci.columns) == ["lower", "upper"]
-    assert list(ci.index) == (expected_index(fit) if parm is None else list(parm))
+    assert list(ci.index) == expected_index(fit)
     ref = confint_ref(name)
     theirs = r_interval(ref, "confint_profile")
-    assert parm is not None or len(theirs) == len(ci)
+    assert len(theirs) == len(ci)
     for par, row in ci.iterrows():
         lo, hi = theirs[r_param(par)]
         width = hi - lo
