@@ -18,7 +18,7 @@ from ..text import plain
 from .bars import ParsedFormula, RandomTerm, parse_formula, plain_message
 from .glm_response import (GlmResponse, binomial_from_column, binomial_from_counts, binomial_from_values,
                            poisson_counts)
-from .levels import column_levels, level_label
+from .levels import level_codes, level_label
 from .rfunctions import ALL_ROWS_CONTEXT, ALL_ROWS_STATE_KEYS
 
 
@@ -342,15 +342,12 @@ def group_codes(frame: pd.DataFrame, factors: tuple):
     Combinations ``a:b`` are ordered by ``a`` then ``b``; unused levels are
     dropped.
     """
-    per = []
-    for name in factors:
-        col = frame[name]
-        cats = column_levels(col)
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            codes = col.cat.codes.to_numpy()
-        else:
-            codes = np.unique(col.to_numpy(), return_inverse=True)[1]
-        per.append((np.asarray(codes, dtype=np.int64), cats))
+    per = [level_codes(frame[name]) for name in factors]
+    if len(per) == 1:
+        codes, cats = per[0]
+        present = np.bincount(codes, minlength=len(cats)) > 0
+        if present.all():  # the common case: every level is used
+            return codes.astype(np.int32), [level_label(c) for c in cats]
     combined = np.zeros(len(frame), dtype=np.int64)
     for codes, cats in per:
         combined = combined * len(cats) + codes

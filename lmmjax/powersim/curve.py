@@ -1,7 +1,7 @@
 """``lmm.power_curve``: power over a grid of sample sizes, its table, plot and the smallest size."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -10,7 +10,7 @@ from ..progress import Progress
 from ..errors import ModelSpecError
 from ..validate import check_count, check_fraction, check_optional_bool, check_optional_count, check_seed
 from .designs import extend
-from .glmm import fit_on_design, glmm_design, glmm_truth, power_glmm
+from .glmm import fit_on_design, fit_on_rows, glmm_design, glmm_truth, model_on_design, power_glmm
 from .run import _starting_point, prepare, run_power, shared_shapes
 
 
@@ -207,16 +207,33 @@ def power_curve(fit_or_data, along: str | None = None, sizes=None, test=None, me
 
 def glmm_power_curve(fit, along, within, sizes, test, method, fixef, varcorr, theta, nsim, alpha, seed, level,
                      progress) -> PowerCurve:
-    """:func:`power_curve` of a GlmerFit (arguments checked there): one fit and one power run per size."""
+    """:func:`power_curve` of a GlmerFit (arguments checked there): one fit and one power run per size.
+
+    Each smaller size runs on the largest size's design with prior weight 0
+    on the rows it lacks (:func:`lmmjax.powersim.glmm.fit_on_rows`; the
+    same likelihood), so the batched refits compile once for the whole
+    curve; a size whose own model differs in its columns or parameters (a
+    factor level lost, say) is fitted on its own design.
+    """
     truth = glmm_truth(fit, fixef, varcorr, theta)
     full_fixef = {name: float(v) for name, v in truth.fixef.items()}
     big = _subset_design(glmm_design(fit), along, within, sizes[-1]).reset_index(drop=True)
+    big[ROW_TAG] = np.arange(len(big))
+    big_fit = fit_on_design(fit, big) if len(sizes) > 1 else None
     rows, results = [], []
     with Progress(len(sizes), "power curve", "size", progress) as bar:
         for size in sizes:
-            design_fit = fit_on_design(fit, _subset_design(big, along, within, size))
+            small = _subset_design(big, along, within, size)
+            model = model_on_design(fit, small)
+            deleted = _deleted_rows(big_fit.model, small) if big_fit is not None else None
+            shared = (deleted is not None and len(deleted) > 0
+                      and list(model.frame.fixed_names) == list(big_fit.model.frame.fixed_names)
+                      and model.layout.names == big_fit.model.layout.names
+                      and model.n_rows == big_fit.model.n_rows - len(deleted))
+            design_fit = fit_on_rows(big_fit, deleted, fit) if shared else fit_on_design(fit, small)
             res = power_glmm(design_fit, test, method, fixef=full_fixef, theta=truth.theta, nsim=nsim,
                              alpha=alpha, seed=seed, level=level)
+            res = replace(res, nobs=model.nobs, ngroups={b.group: b.nlevels for b in model.blocks})
             results.append(res)
             rows.append(dict(size=size, nobs=res.nobs, power=res.power, lower=res.ci[0], upper=res.ci[1],
                              nsim=res.nsim, n_significant=res.n_significant, n_failed=res.n_failed,

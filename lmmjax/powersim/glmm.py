@@ -60,29 +60,54 @@ def glmm_design(fit) -> pd.DataFrame:
     return design
 
 
+def model_on_design(fit, design: pd.DataFrame):
+    """The fit's model (not fitted) on a design made from :func:`glmm_design` rows.
+
+    Prior weights (without the binomial trials, which come from the
+    response) and an ``offset=`` argument follow each row's source row.
+    """
+    src = design[SOURCE_ROW].to_numpy(float).astype(int)
+    model = fit.model
+    trials = model.frame.glm.trials
+    prior = np.divide(model.weights, trials, out=np.ones_like(model.weights), where=trials > 0)
+    in_formula = model.frame.offset if model.frame.offset is not None else 0.0
+    offset_arg = np.asarray(model.offset - in_formula, float)
+    return build_model(fit.formula, design, reml=False, weights=prior[src], family=fit.family,
+                       offset=offset_arg[src] if np.any(offset_arg != 0) else None)
+
+
 def fit_on_design(fit, design: pd.DataFrame):
     """The fit's model on a design made from :func:`glmm_design` rows, fitted from the fit's estimates.
 
-    Prior weights (without the binomial trials, which come from the
-    response) and an ``offset=`` argument follow each row's source row. A
-    design of the fit's own rows in their order gives the fit itself.
+    A design of the fit's own rows in their order gives the fit itself.
 
     Examples
     --------
     >>> small = fit_on_design(fit, extend(glmm_design(fit), along="herd", n=8))  # doctest: +SKIP
     """
     src = design[SOURCE_ROW].to_numpy(float).astype(int)
-    model = fit.model
-    if len(src) == model.n_rows and np.array_equal(src, np.arange(len(src))):
+    if len(src) == fit.model.n_rows and np.array_equal(src, np.arange(len(src))):
         return fit
-    trials = model.frame.glm.trials
-    prior = np.divide(model.weights, trials, out=np.ones_like(model.weights), where=trials > 0)
-    in_formula = model.frame.offset if model.frame.offset is not None else 0.0
-    offset_arg = np.asarray(model.offset - in_formula, float)
-    new = build_model(fit.formula, design, reml=False, weights=prior[src], family=fit.family,
-                      offset=offset_arg[src] if np.any(offset_arg != 0) else None)
-    return fit_glmm_model(new, fit.family, fit.formula, fit.nagq, theta0=fit.theta, beta0=fit.estimates.beta,
+    return _fit_from(model_on_design(fit, design), fit)
+
+
+def _fit_from(model, fit):
+    return fit_glmm_model(model, fit.family, fit.formula, fit.nagq, theta0=fit.theta, beta0=fit.estimates.beta,
                           warn=False)
+
+
+def fit_on_rows(big_fit, deleted: np.ndarray, start):
+    """``big_fit``'s design with the rows ``deleted`` given prior weight 0, fitted from ``start``'s estimates.
+
+    Its likelihood is that of the design without those rows (a level left
+    without rows has mode 0 and adds nothing), but it keeps ``big_fit``'s
+    shapes, so a power curve compiles its batched refits once for every
+    size. Its ``nobs`` counts the rows kept; its ``ngroups`` still counts
+    every level.
+    """
+    weights = np.array(big_fit.model.weights, float)
+    weights[deleted] = 0.0
+    return _fit_from(big_fit.model.with_weights(weights), start)
 
 
 def power_glmm(fit, test=None, method: str = "lrt", *, fixef=None, varcorr=None, theta=None,

@@ -48,22 +48,39 @@ def test_glmm_power_refuses_what_a_glmm_does_not_have(binary_fit):
         lmm.power(binary_fit, test="x", sigma=1.0, nsim=10)
 
 
-@pytest.mark.slow  # two sizes, each its own compiled programs (H1 and H0 refits)
+@pytest.mark.slow  # the fit's own compiled programs (H1 and H0 refits) serve every size
 def test_power_curve_of_a_glmm(binary_fit):
-    """10 and 40 groups: the curve runs, power grows with the groups, and at 40 groups (the fit's
-    own design) it is exactly lmm.power with the same seed. (A third, extended size costs another
-    two compilations, ~90 s of the suite.)"""
+    """10, 25 and 40 groups: the curve runs, power grows with the groups, and at 40 groups (the
+    fit's own design) it is exactly lmm.power with the same seed. The smaller sizes run on the
+    fit's shapes (rows given weight 0), so no size compiles programs of its own."""
     kw = dict(test="x", method="lrt", fixef={"x": 0.4}, varcorr={"g": 0.8}, nsim=100, seed=5)
-    curve = lmm.power_curve(binary_fit, along="g", sizes=[40, 10], progress=False, **kw)
+    curve = lmm.power_curve(binary_fit, along="g", sizes=[40, 10, 25], progress=False, **kw)
     t = curve.table
-    assert list(t["size"]) == [10, 40] and list(t["nobs"]) == [100, 400]
+    assert list(t["size"]) == [10, 25, 40] and list(t["nobs"]) == [100, 250, 400]
     assert (t.n_failed == 0).all() and curve.along == "g"
     mc_se = np.sqrt(0.25 / 100)
-    assert t.power.iloc[1] - t.power.iloc[0] > 2 * mc_se, t.power.tolist()  # grows beyond Monte Carlo noise
+    assert t.power.iloc[2] - t.power.iloc[0] > 2 * mc_se, t.power.tolist()  # grows beyond Monte Carlo noise
     same = lmm.power(binary_fit, **kw)
-    assert t.power.iloc[1] == same.power and t.n_significant.iloc[1] == same.n_significant
-    np.testing.assert_array_equal(curve.results[1].simulations["p_value"], same.simulations["p_value"])
-    assert curve.results[0].ngroups == {"g": 10} and curve.results[1].ngroups == {"g": 40}
+    assert t.power.iloc[2] == same.power and t.n_significant.iloc[2] == same.n_significant
+    np.testing.assert_array_equal(curve.results[2].simulations["p_value"], same.simulations["p_value"])
+    assert [r.ngroups for r in curve.results] == [{"g": 10}, {"g": 25}, {"g": 40}]
+
+
+def test_zero_weight_rows_fit_as_the_smaller_design(binary_fit):
+    """The power curve's smaller sizes: the fit's design with the other groups' rows at weight 0
+    has the smaller design's likelihood and estimates (a level without rows adds nothing)."""
+    from lmmjax.powersim.curve import ROW_TAG, _deleted_rows, _subset_design
+    from lmmjax.powersim.glmm import fit_on_design, fit_on_rows, glmm_design
+
+    big = glmm_design(binary_fit)
+    big[ROW_TAG] = np.arange(len(big))
+    small = _subset_design(big, "g", None, 12)
+    own = fit_on_design(binary_fit, small)
+    shared = fit_on_rows(binary_fit, _deleted_rows(binary_fit.model, small), binary_fit)
+    assert own.model.dims.l1 == 12 and shared.model.dims.l1 == 40 and shared.nobs == own.nobs == 120
+    assert shared.loglik == pytest.approx(own.loglik, abs=1e-7)
+    np.testing.assert_allclose(shared.theta, own.theta, atol=1e-5)
+    np.testing.assert_allclose(shared.fixef, own.fixef, atol=1e-5)
 
 
 def test_glmm_power_curve_refuses_lmm_arguments(binary_fit):
