@@ -120,7 +120,7 @@ def build(df, form, reml):
         return build_model(form, df, reml=reml)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(designs())
 def test_profiled_deviance_equals_dense_likelihood(case):
     df, form, reml, rng = case
@@ -132,7 +132,7 @@ def test_profiled_deviance_equals_dense_likelihood(case):
     np.testing.assert_allclose(ours, ref, rtol=1e-8)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(designs(), st.integers(0, 2**32 - 1))
 def test_weighted_deviance_with_offset_equals_dense_likelihood(case, seed):
     """Prior weights (some 0: the row leaves the likelihood) and an offset, against V = σ²(ZΛΛᵀZᵀ + W⁻¹)."""

@@ -80,7 +80,7 @@ def _structure(kind):
     return corr, var
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(crossed_designs())
 def test_residual_deviance_equals_dense_likelihood(case):
     df, form, kind, reml, rng = case
