@@ -114,7 +114,7 @@ def release_programs() -> None:
     >>> release_programs()
     """
     for program in list(_INSTANCES):
-        program._programs.clear()
+        program.clear()
     jax.clear_caches()
 
 
@@ -173,6 +173,11 @@ class CachedJit:
                               "it is compiled in every process.", RuntimeWarning, stacklevel=3)
                 return None
         return jax.jit(exported.call, compiler_options=self.compiler_options or None)
+
+    def clear(self) -> None:
+        """Forget this function's programs held in this process (the persistent cache keeps them)."""
+        self._programs.clear()
+        self.jitted.clear_cache()
 
     def _cache_size(self) -> int:
         """Programs held in this process (stored ones and plain-jit compilations), as ``jax.jit``'s."""
