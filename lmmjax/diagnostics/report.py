@@ -231,7 +231,7 @@ def _fixed_intervals(ct: pd.DataFrame, level: float) -> pd.DataFrame:
 
 
 def _auto_vc_method(fit) -> str:
-    if fit.model.residual is not None:  # no profile intervals with a residual structure yet
+    if fit.model.residual is not None:  # Wald by default: profiles exist (method="profile") but cost compilations
         return "wald"
     small = fit.model.dims.q2 <= 200 and fit.model.layout.size <= 6 and fit.nobs <= 20000
     return "profile" if small else "wald"

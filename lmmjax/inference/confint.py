@@ -71,7 +71,10 @@ def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.Data
         unconstrained scale, mapped back);
         ``"profile"``: profile likelihood of the ML deviance for every
         parameter (REML fits are refitted by ML, as lme4; for a GLMM the
-        Laplace or nAGQ deviance, :mod:`lmmjax.inference.glmm_profile`);
+        Laplace or nAGQ deviance, :mod:`lmmjax.inference.glmm_profile`),
+        including ``phi`` and ``sd_ratio[…]`` of a residual structure (an
+        end never reached is the end of the parameter's range: ±1 for AR(1)
+        φ, 0/1 for CAR(1) φ, 0/∞ for an SD ratio; :mod:`lmmjax.inference.profiling`);
         keyword ``parm`` restricts it to some parameters;
         ``"bootstrap"``: ``fit.bootstrap(n, seed=seed, **kwargs).ci(level,
         method=boot_method)`` with ``n=1000`` (lme4's name ``nsim`` also
@@ -82,7 +85,8 @@ def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.Data
     -------
     DataFrame with columns ``lower, upper``, index: fixed effects, then
     ``sd(<term>|<group>)``, ``cor(<t1>,<t2>|<group>)``, ``sigma`` (no
-    ``sigma`` for a GLMM).
+    ``sigma`` for a GLMM), then ``phi``, ``sd_ratio[<level>]`` of a residual
+    structure.
 
     Examples
     --------
@@ -103,10 +107,6 @@ def confint(fit, method: str = "wald", level: float = 0.95, **kwargs) -> pd.Data
             if kwargs:
                 raise ModelSpecError(f"Unknown argument(s) for profile intervals: {sorted(kwargs)}.")
             return out
-        if fit.model.residual is not None:
-            raise ModelSpecError("Profile intervals are not available for fits with a residual structure "
-                                 "(correlation=/variance=) yet; use method='wald' (which covers phi and the "
-                                 "SD ratios) or method='bootstrap'.")
         try:
             out = profile_confint(fit, level=level, parm=kwargs.pop("parm", None))
         except np.linalg.LinAlgError as exc:

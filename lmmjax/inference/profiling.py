@@ -25,6 +25,15 @@ Interval ends are roots of ζ(w) ∓ z found by stepping out from the estimate
 spline through a grid, so they are exact to the optimiser's precision. An end
 that is never reached is the parameter's limit: 0 for a standard deviation,
 −1/+1 for a correlation.
+
+Residual-structure parameters (``phi``, ``sd_ratio[<level>]``, after σ) are
+profiled like the variance parameters, on their natural scale: free inner
+variables in their open range (AR(1) φ in (−1, 1), CAR(1) φ in (0, 1), SD
+ratio in (0, ∞)) when another parameter is profiled, held when profiled
+themselves. An end never reached is the end of that range: −1/+1 for AR(1)
+φ, 0/1 for CAR(1) φ, 0 (lower) or ∞ (upper) for an SD ratio. At the ends
+themselves the structure is degenerate (the deviance is infinite), so an end
+there reads as the limit up to the root finder's tolerance.
 """
 from __future__ import annotations
 
@@ -43,7 +52,7 @@ from ..memo import cached
 from ..objective.deviance import LOG2PI, factorize
 from ..progress import Progress, first_use
 from ..results.estimates import point_estimates
-from ..results.varcorr import parameter_names, sdcor_vector, varcorr_table
+from ..results.varcorr import parameter_names, residual_names, residual_values, sdcor_vector, varcorr_table
 from .distributions import chi2_ppf, norm_ppf
 from .sdcor import (
     SdcorLayout,
@@ -104,7 +113,8 @@ def profile_setup(fit) -> ProfileSetup:
         model = ml.model
         lay = sdcor_layout(model)
         vc = varcorr_table(model, ml.estimates.theta, ml.sigma)
-        s_hat = np.nan_to_num(vc["sdcor"].to_numpy(float))
+        s_hat = np.concatenate([np.nan_to_num(vc["sdcor"].to_numpy(float)),
+                                residual_values(model, ml.estimates.theta)])
         # deviance at the ML estimate through the sd/cor map (equals ml.deviance up to rounding)
         dev0 = min(float(ml.deviance), float(sdcor_value_and_grad_any(s_hat, model.arrays, model.dims, lay)[0]))
         H = sdcor_hessian(s_hat, model.arrays, model.dims, lay)
@@ -116,9 +126,10 @@ def profile_setup(fit) -> ProfileSetup:
         var_scale = np.sqrt(np.clip(2.0 * np.diag(Hinv), 0.0, None))
         fallback = np.where(kinds_v == "cor", 0.2, np.where(kinds_v == "sigma", ml.sigma / np.sqrt(2.0 * ml.nobs),
                                                             0.3 * max(ml.sigma, np.max(s_hat[kinds_v == "sd"], initial=0.0))))
+        fallback = np.where(lay.sigma_index < np.arange(lay.n_par), 0.1 * np.maximum(np.abs(s_hat), 0.1), fallback)
         var_scale = np.where(np.isfinite(var_scale) & (var_scale > 0), var_scale, fallback)
         se_fixed = np.sqrt(np.diag(ml.vcov.to_numpy()))
-        names = list(model.frame.fixed_names) + parameter_names(vc)
+        names = list(model.frame.fixed_names) + parameter_names(vc) + residual_names(model)
         return ProfileSetup(
             ml_fit=ml, layout=lay, names=names, mle=np.concatenate([ml.estimates.beta, s_hat]),
             scale=np.concatenate([se_fixed, var_scale]), deviance=dev0, hessian=H,
@@ -215,22 +226,24 @@ class _FixedProfiler(_Profiler):
 
 
 class _VarianceProfiler(_Profiler):
-    """An sd, cor or σ at w; the others minimised (see :mod:`lmmjax.inference.sdcor`)."""
+    """An sd, cor, σ or residual parameter at w; the others minimised (see :mod:`lmmjax.inference.sdcor`)."""
 
     def __init__(self, setup, k):
         super().__init__(setup, k)
         lay = setup.layout
         p = self.model.dims.p
         self.iv = k - p  # position in the sd/cor/σ vector
-        kind = lay.kinds[self.iv]
-        self.bound = {"sd": (0.0, np.inf), "cor": (-1.0, 1.0), "sigma": (0.0, np.inf)}[kind]
+        s_lo, s_hi = lay.ranges
+        self.bound = (float(s_lo[self.iv]), float(s_hi[self.iv]))
         self.s_hat = setup.mle[p:].copy()
         self.il = inner_layout(lay)
         self.focal = focal_of(self.il, lay, self.iv)
         self.perms = tuple(np.asarray(pm, np.int32) for pm in self.focal.perms)
         kinds = lay.kinds
-        self.s_lo = np.where(kinds == "sd", 0.0, np.where(kinds == "cor", -1.0 + COR_EDGE, 1e-8 * self.s_hat[-1]))
-        self.s_hi = np.where(kinds == "cor", 1.0 - COR_EDGE, np.inf)
+        # inner boxes: sd ≥ 0, σ ≥ 1e-8 σ̂, the open ranges of the others an edge inside
+        self.s_lo = np.where(kinds == "sd", 0.0, np.where(kinds == "sigma", 1e-8 * self.s_hat[lay.sigma_index],
+                                                          s_lo + COR_EDGE * np.isfinite(s_lo)))
+        self.s_hi = np.where(np.isfinite(s_hi), s_hi - COR_EDGE, np.inf)
         n_x = self.il.n_x
         s_scale = setup.scale[p:]
         self.xscale = np.full(n_x, 0.3)  # angles
@@ -389,7 +402,8 @@ def profile_confint(fit, level: float = 0.95, parm=None) -> pd.DataFrame:
     """Profile-likelihood intervals (lme4's ``confint(method="profile")``).
 
     Returns a DataFrame with columns ``lower, upper``, indexed by the fixed
-    effects, then ``sd(…)``, ``cor(…)`` and ``sigma``.
+    effects, then ``sd(…)``, ``cor(…)``, ``sigma`` and any residual-structure
+    parameters (``phi``, ``sd_ratio[<level>]``).
     """
     setup = profile_setup(fit)
     z = norm_ppf(0.5 + level / 2.0)
@@ -413,7 +427,8 @@ def profile(fit, parm=None, alphamax: float = 0.01, maxpts: int = 100, delta=Non
     ----------
     parm : str or list of str, optional
         Parameters to profile (default all: fixed effects, ``sd(…)``,
-        ``cor(…)``, ``sigma``).
+        ``cor(…)``, ``sigma``, then ``phi`` and ``sd_ratio[…]`` of a residual
+        structure).
     alphamax : float
         Profiles run to |ζ| ≥ sqrt(χ²_{1−alphamax}(number of parameters)), as lme4.
     maxpts : int

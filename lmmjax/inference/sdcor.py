@@ -13,6 +13,13 @@ minimisations of a profile run over:
   on each correlation would not). When the profiled parameter is such a
   correlation, the term's columns are reordered so that it is the cosine of
   one angle, which is then held fixed.
+
+A model with a residual structure (:mod:`lmmjax.structure.residual`) has its
+residual parameters after σ, on their natural scale (``phi``,
+``sd_ratio[<level>]``, as :func:`~lmmjax.results.varcorr.sdcor_vector`
+orders them): inner variables with box bounds (AR(1) φ in (−1, 1), CAR(1) φ
+in (0, 1), SD ratios > 0, :data:`PARAMETER_RANGE`), mapped to the
+optimizer's unconstrained scale in θ.
 """
 from __future__ import annotations
 
@@ -22,11 +29,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..objective.residual import unconstrained_value
 from .satterthwaite import varpar_deviance
 
 jax.config.update("jax_enable_x64", True)
 
 COR_TOL = 1e-8  # largest |LLᵀ − R| for a set of correlations to count as a correlation matrix
+
+#: open range of each kind of entry of the sd/cor/σ vector (residual kinds on their natural scale)
+PARAMETER_RANGE = {"sd": (0.0, np.inf), "cor": (-1.0, 1.0), "sigma": (0.0, np.inf),
+                   "ar1_phi": (-1.0, 1.0), "car1_phi": (0.0, 1.0), "sd_ratio": (0.0, np.inf)}
+NATURAL_KIND = {"ar1_phi": "ar1_phi", "car1_phi": "car1_phi", "log_sd_ratio": "sd_ratio"}  # θ kind -> entry kind
 
 
 @dataclass(frozen=True)
@@ -34,23 +47,37 @@ class SdcorLayout:
     """Static map from the sd/cor/σ vector (varcorr order) to θ.
 
     ``terms``: per term (p, sd positions, ((i, j, position) per correlation),
-    ((r, c, θ position) per θ entry)); σ is the last entry.
+    ((r, c, θ position) per θ entry)); then σ; then one entry per residual
+    parameter, whose θ kinds ``residual`` holds (the last entries of θ).
     """
 
     terms: tuple
     n_theta: int
     n_par: int
+    residual: tuple = ()
+
+    @property
+    def sigma_index(self) -> int:
+        """Position of σ (the last entry without a residual structure)."""
+        return self.n_par - 1 - len(self.residual)
 
     @property
     def kinds(self) -> np.ndarray:
-        """'sd', 'cor' or 'sigma' per entry."""
+        """'sd', 'cor', 'sigma', then 'ar1_phi', 'car1_phi' or 'sd_ratio' per entry."""
         out = np.empty(self.n_par, dtype=object)
         for _, sd_pos, cor_pos, _ in self.terms:
             out[list(sd_pos)] = "sd"
             for _, _, k in cor_pos:
                 out[k] = "cor"
-        out[-1] = "sigma"
+        out[self.sigma_index] = "sigma"
+        out[self.sigma_index + 1:] = [NATURAL_KIND[k] for k in self.residual]
         return out
+
+    @property
+    def ranges(self) -> tuple:
+        """(lower, upper) arrays: the open range of each entry (:data:`PARAMETER_RANGE`)."""
+        lo, hi = np.array([PARAMETER_RANGE[k] for k in self.kinds], float).T
+        return lo, hi
 
 
 def sdcor_layout(model) -> SdcorLayout:
@@ -68,7 +95,8 @@ def sdcor_layout(model) -> SdcorLayout:
                 pos += 1
         entries = tuple((int(lay.row[k]), int(lay.col[k]), int(k)) for k in np.nonzero(lay.term_of == t)[0])
         terms.append((p, sd_pos, tuple(cor_pos), entries))
-    return SdcorLayout(tuple(terms), lay.size, pos + 1)
+    residual = tuple(lay.residual_kinds)
+    return SdcorLayout(tuple(terms), lay.size, pos + 1 + len(residual), residual)
 
 
 # ---- sd/cor/σ -> (θ, σ) -------------------------------------------------------------------------
@@ -98,8 +126,11 @@ def _small_chol(R, xp=jnp):
 
 
 def _sdcor_map(s, lay: SdcorLayout, xp=jnp):
-    sigma = s[-1]
+    sigma = s[lay.sigma_index]
     theta = [None] * lay.n_theta
+    first = lay.n_theta - len(lay.residual)
+    for i, kind in enumerate(lay.residual):  # natural scale -> the optimizer's unconstrained scale
+        theta[first + i] = unconstrained_value(s[lay.sigma_index + 1 + i], kind, xp)
     err = xp.zeros(())
     for p, sd_pos, cor_pos, entries in lay.terms:
         R = [[xp.ones(()) if i == j else xp.zeros(()) for j in range(p)] for i in range(p)]
@@ -163,19 +194,22 @@ def sdcor_hessian(s, arrays, dims, lay) -> np.ndarray:
 
     Only used for step sizes and warm starts, so it reuses the compiled
     gradient instead of compiling a second-order function. Correlations
-    next to ±1 get one-sided differences.
+    and φ next to the ends of their range get one-sided differences.
     """
     s = np.asarray(s, float)
     kinds = lay.kinds
+    lo, hi = lay.ranges
     grad = lambda v: np.asarray(sdcor_value_and_grad_any(v, arrays, dims, lay)[1], float)
     m = len(s)
     H = np.empty((m, m))
     for i in range(m):
-        h = 1e-5 * max(abs(s[i]), 1.0 if kinds[i] == "cor" else 1e-2 * abs(s[-1]))
+        bounded = kinds[i] in ("cor", "ar1_phi", "car1_phi")
+        floor = 1.0 if bounded else 1e-2 if kinds[i] == "sd_ratio" else 1e-2 * abs(s[lay.sigma_index])
+        h = 1e-5 * max(abs(s[i]), floor)
         e = np.zeros(m)
         e[i] = h
-        if kinds[i] == "cor" and abs(s[i]) + h >= 1.0:
-            d = -np.sign(s[i]) * e
+        if bounded and (s[i] + h >= hi[i] or s[i] - h <= lo[i]):
+            d = -e if s[i] + h >= hi[i] else e
             H[:, i] = (grad(s + d) - grad(s)) / (d[i])
         else:
             H[:, i] = (grad(s + e) - grad(s - e)) / (2.0 * h)

@@ -48,15 +48,19 @@ def natural_params(params, rdims) -> np.ndarray:
     return np.exp(psi)
 
 
+def unconstrained_value(value, kind: str, xp=np):
+    """ψ of one residual parameter from its natural value, by its kind (``ar1_phi``: atanh φ,
+    ``car1_phi``: logit φ, ``log_sd_ratio``: log of the ratio); numpy or JAX (``xp=jnp``)."""
+    if kind == "ar1_phi":
+        return xp.arctanh(value)
+    if kind == "car1_phi":
+        return xp.log(value) - xp.log1p(-value)
+    return xp.log(value)
+
+
 def unconstrained_params(values, rdims) -> np.ndarray:
     """Inverse of :func:`natural_params`."""
-    values = np.asarray(values, float)
-    out = []
-    if rdims.correlation:
-        phi = values[0]
-        out.append(np.arctanh(phi) if rdims.correlation == "ar1" else np.log(phi / (1.0 - phi)))
-        values = values[1:]
-    return np.array(out + list(np.log(values)), float)
+    return np.array([unconstrained_value(v, k) for v, k in zip(np.asarray(values, float), rdims.kinds)], float)
 
 
 def ar_coefficient(phi, dt, correlation: str):

@@ -87,6 +87,9 @@ OPT_SETTINGS <- paste(
   "optCtrl=list(rhobeg=2e-3, rhoend=1e-12, maxfun=1e6)); [2] polish from [1]'s theta with",
   "lmerControl(optimizer='nloptwrap', optCtrl=list(algorithm='NLOPT_LN_BOBYQA',",
   "xtol_abs=1e-14, ftol_abs=1e-14, xtol_rel=0, ftol_rel=0, maxeval=1e6))")
+## nlme::lme settings of the residual-structure fixtures (make_residual*_reference.R): tight, nlminb.
+nlme_ctrl_tight <- function() nlme::lmeControl(maxIter = 500, msMaxIter = 1000, niterEM = 100, tolerance = 1e-10,
+                                               msTol = 1e-12, msMaxEval = 5000, opt = "nlminb", returnObject = TRUE)
 
 ## The optimised objective: REML criterion for REML fits, deviance for ML fits.
 crit <- function(m) if (isREML(m)) REMLcrit(m) else deviance(m)

@@ -17,8 +17,7 @@ source(file.path(here, "fixture_helpers.R"))
 suppressPackageStartupMessages(library(nlme))
 
 out_dir <- fixture_dir("residual")
-ctrl <- lmeControl(maxIter = 500, msMaxIter = 1000, niterEM = 100, tolerance = 1e-10,
-                   msTol = 1e-12, msMaxEval = 5000, opt = "nlminb", returnObject = TRUE)
+ctrl <- nlme_ctrl_tight()
 
 data(Ovary, BodyWeight, package = "nlme")
 ovary <- as.data.frame(Ovary)

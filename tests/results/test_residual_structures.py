@@ -166,8 +166,7 @@ def test_summary_sdcor_and_confint_show_the_structure():
         lo, hi = ci.loc[name]
         assert lo < fit.residual_params[name] < hi
     assert ci.loc["phi", "upper"] < 1.0  # mapped back from atanh φ: inside the range
-    with pytest.raises(ModelSpecError, match="Profile intervals are not available"):
-        fit.confint(method="profile")
+    # profile intervals of phi and the SD ratios: tests/inference/test_residual_profile.py
 
 
 @pytest.mark.slow
