@@ -37,6 +37,7 @@ there reads as the limit up to the root finder's tolerance.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import jax
@@ -45,7 +46,7 @@ import numpy as np
 import pandas as pd
 import scipy.optimize as so
 
-from ..errors import ModelSpecError
+from ..errors import ConvergenceWarning, ModelSpecError
 from ..fitting.reparam import reparametrisation
 from ..lmer import ml_fit
 from ..memo import cached
@@ -72,6 +73,8 @@ jax.config.update("jax_enable_x64", True)
 
 COR_EDGE = 1e-7  # inner optimisation keeps free correlations in [-1 + edge, 1 - edge]
 ZETA_TOL = 1e-6  # |ζ − target| accepted without further root finding
+LOWER_DEV_TOL = 1e-3  # a profile deviance this far below the fit's means the fit missed the optimum (as lme4)
+FAILED = 1e299  # deviance values from here up: no valid values of the other parameters were found
 
 
 # ---- fixed effects ----------------------------------------------------------------------------
@@ -164,6 +167,7 @@ class _Profiler:
         self.model = setup.ml_fit.model
         self.w_hat = float(setup.mle[k])
         self.solutions = []  # (w, solution)
+        self.lowest = (np.inf, self.w_hat)  # lowest deviance met, and where
 
     def nearest(self, w, default):
         if not self.solutions:
@@ -173,8 +177,9 @@ class _Profiler:
     def zeta(self, w):
         """(ζ(w), solution); ζ is ±inf where no valid values of the others exist."""
         dev, sol = self.deviance(w)
-        if dev >= 1e299:
+        if dev >= FAILED:
             return float(np.sign(w - self.w_hat) * np.inf), sol
+        self.lowest = min(self.lowest, (dev, float(w)))
         self.solutions.append((float(w), sol))
         d = max(dev - self.setup.deviance, 0.0)
         return float(np.sign(w - self.w_hat) * np.sqrt(d)), sol
@@ -265,8 +270,9 @@ class _VarianceProfiler(_Profiler):
             self.slope[free] = np.where(np.isfinite(sl), sl, 0.0)
         self.several_starts = bool(self.il.angle_terms)
 
-    def _predicted(self, w, base_w, base_s):
-        s = np.clip(base_s + self.slope * (w - base_w), self.s_lo, self.s_hi)
+    def _predicted(self, w, base_w, base_s, extrapolate=True):
+        """A start at w: the others from (base_w, base_s) along the Hessian's slope (or held)."""
+        s = np.clip(base_s + extrapolate * self.slope * (w - base_w), self.s_lo, self.s_hi)
         s[self.iv] = w
         if correlations_valid(s, self.setup.layout):
             return s
@@ -309,7 +315,12 @@ class _VarianceProfiler(_Profiler):
         u_lower = np.where(self.is_sd, lo, -np.inf)
         u_lower[fx] = -np.inf
         extra = u_starts[1:] + _zero_starts(u_starts[0], u_lower, 0.5)
-        u, dev = _minimize(fun, u_starts[0], bounds, extra)
+        # the slope's prediction can leave the valid region (σ extrapolated below 0 when the deviance has
+        # two modes): then from the nearest solution and from the estimate as they are
+        held = [self._predicted(w, *self.nearest(w, self.s_hat), extrapolate=False),
+                self._predicted(w, self.w_hat, self.s_hat, extrapolate=False)]
+        fallback = [np.clip((to_inner(s0, self.focal, il) - self.x_hat) / sc, lo, hi) for s0 in held]
+        u, dev = _minimize(fun, u_starts[0], bounds, extra, fallback)
         s = assemble_np(self.x_hat + sc * u, self.focal, w, il)
         return dev, s
 
@@ -322,15 +333,35 @@ def _profiler(setup: ProfileSetup, k: int) -> _Profiler:
     return _FixedProfiler(setup, k) if setup.kinds[k] == "fixed" else _VarianceProfiler(setup, k)
 
 
-def _minimize(fun, x0, bounds, extra_starts=()):
-    """L-BFGS-B from x0 (and any extra starts); the best (x, value)."""
+def _minimize(fun, x0, bounds, extra_starts=(), fallback=()):
+    """L-BFGS-B from x0 (and any extra starts); the best (x, value).
+
+    The ``fallback`` starts are tried, in order, only while every run so far
+    failed (value ≥ :data:`FAILED`).
+    """
     best = None
-    for start in [x0] + list(extra_starts):
-        res = so.minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds,
+    starts = [x0] + list(extra_starts)
+    fallback = list(fallback)
+    while starts:
+        res = so.minimize(fun, starts.pop(0), jac=True, method="L-BFGS-B", bounds=bounds,
                           options=dict(maxiter=1000, ftol=1e-13, gtol=1e-9))
         if best is None or res.fun < best.fun:
             best = res
+        if not starts and best.fun >= FAILED and fallback:
+            starts.append(fallback.pop(0))
     return np.asarray(best.x, float), float(best.fun)
+
+
+def _warn_lower_deviance(setup: ProfileSetup, profilers: list) -> None:
+    """lme4's "profiling detected new, lower deviance", as a ConvergenceWarning."""
+    found = [(p.lowest[0], setup.names[p.k], p.lowest[1]) for p in profilers
+             if p.lowest[0] < setup.deviance - LOWER_DEV_TOL]
+    if found:
+        dev, name, w = min(found)
+        warnings.warn(f"Profiling found a lower ML deviance than the fit's ({dev:.6g} < {setup.deviance:.6g}, "
+                      f"with {name} = {w:.6g}): the fit is not at the maximum of the likelihood (it may have "
+                      "several modes), so these profiles and intervals are not valid. Refit from other "
+                      "starting values.", ConvergenceWarning, stacklevel=3)
 
 
 def _find_end(prof: _Profiler, target: float, max_steps: int = 60) -> float:
@@ -410,10 +441,13 @@ def profile_confint(fit, level: float = 0.95, parm=None) -> pd.DataFrame:
     rows = {}
     selected = _selected(setup, parm)
     with Progress(len(selected), "profile", "parameter", compiling=first_use(("profile", fit.model.dims))) as bar:
+        profilers = []
         for k in selected:
             prof = _profiler(setup, k)
             rows[setup.names[k]] = (_find_end(prof, -z), _find_end(prof, z))
+            profilers.append(prof)
             bar.update(1)
+    _warn_lower_deviance(setup, profilers)
     out = pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
     out.attrs["method"] = "profile (ML deviance" + (", REML fit refitted by ML)" if fit.reml else ")")
     out.attrs["level"] = level
@@ -453,9 +487,10 @@ def profile(fit, parm=None, alphamax: float = 0.01, maxpts: int = 100, delta=Non
     setup = profile_setup(fit)
     cutoff = float(np.sqrt(chi2_ppf(1.0 - alphamax, len(setup.names))))
     delta = cutoff / 8.0 if delta is None else float(delta)
-    records = []
+    records, profilers = [], []
     for k in _selected(setup, parm):
         prof = _profiler(setup, k)
+        profilers.append(prof)
         name = setup.names[k]
         pts = [(prof.w_hat, 0.0, setup.mle.copy())]
         lo, hi = prof.bound
@@ -487,6 +522,7 @@ def profile(fit, parm=None, alphamax: float = 0.01, maxpts: int = 100, delta=Non
         pts.sort(key=lambda t: t[0])
         for w, z, allp in pts:
             records.append([name, z, w] + list(allp))
+    _warn_lower_deviance(setup, profilers)
     out = pd.DataFrame(records, columns=["parameter", "zeta", "value"] + setup.names)
     out.attrs["mle"] = dict(zip(setup.names, setup.mle))
     out.attrs["deviance"] = setup.deviance

@@ -155,8 +155,6 @@ fixed_dev <- function(fixed, data, j, ...) {
 }
 
 ## ---- BodyWeight: random intercept per Rat, one residual SD per Diet ---------------------------------
-## (with AR(1) as well the ML likelihood has two modes: nlme stops at logLik -568.409 with
-## phi = 0.906, lmmjax finds -567.846 with sd(Rat) = 0 and phi = 0.986; not a case for profiles)
 bw_var <- function(...) varIdent(form = ~ 1 | Diet, ...)
 m_bw <- ml(weight ~ Time * Diet, bw, ~ 1 | Rat, weights = bw_var())
 bw_dev <- dev_of(m_bw)
@@ -176,6 +174,26 @@ bw_res <- list(
 )
 write_fixture(bw_res, file.path(out_dir, "bodyweight_int_varident_profile.json"))
 print(bw_res$profile)
+
+## ---- BodyWeight: random intercept per Rat, AR(1) within Rat and one residual SD per Diet ----------
+## The ML likelihood has two modes: nlme's fit stops at the lower one (logLik -568.409, phi 0.906,
+## sd(Rat) 31.4); the maximum (logLik -567.846) has phi 0.986 and sd(Rat) -> 0. The maximum is found
+## here over phi with phi held (optimize), and phi is profiled from it.
+bw_ar_phi_dev <- function(v) dev_of(ml(weight ~ Time * Diet, bw, ~ 1 | Rat, corAR1(value = v, form = ~ 1 | Rat, fixed = TRUE),
+                                       bw_var()))
+m_bw_ar <- ml(weight ~ Time * Diet, bw, ~ 1 | Rat, corAR1(form = ~ 1 | Rat), bw_var())
+top <- optimize(bw_ar_phi_dev, c(0.95, 0.999), tol = 1e-10)
+stopifnot(top$objective < dev_of(m_bw_ar) - 1)
+bw_ar_res <- list(
+  name = "bodyweight_int_ar1_varident",
+  loglik = -top$objective / 2, phi = top$minimum,
+  nlme_fit = list(loglik = as.numeric(logLik(m_bw_ar)),
+                  phi = as.numeric(coef(m_bw_ar$modelStruct$corStruct, unconstrained = FALSE))),
+  profile = list("phi" = I(interval(bw_ar_phi_dev, top$minimum, top$objective, 0.005, -1, 1))),
+  nlme_version = as.character(packageVersion("nlme"))
+)
+write_fixture(bw_ar_res, file.path(out_dir, "bodyweight_int_ar1_varident_profile.json"))
+print(bw_ar_res$profile)
 
 ## ---- sleepstudy with irregular times: random intercept, CAR(1) in continuous time ------------------
 ss <- as.data.frame(lme4::sleepstudy)
