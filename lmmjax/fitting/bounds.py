@@ -46,6 +46,17 @@ def projected_gradient(theta, g, lower):
     return where((theta <= lower) & (g > 0), 0.0, g)
 
 
+def snap_candidates(theta, lower, snap_tol=SNAP_TOL):
+    """Bounded entries of θ strictly between their bound and ``snap_tol`` (tried at the bound)."""
+    bounded = jnp.isfinite(lower)
+    return bounded & (theta > jnp.where(bounded, lower, 0.0)) & (theta < snap_tol)
+
+
+def snap_accepts(ft, f):
+    """A snapped point is kept when its objective ``ft`` is finite and not above ``f`` (beyond 1e-10)."""
+    return jnp.isfinite(ft) & (ft <= f + 1e-10 * jnp.maximum(1.0, jnp.abs(f)))
+
+
 def snap_to_bounds(objective, theta, f, lower, snap_tol=SNAP_TOL):
     """Set small bounded entries of θ to their bound, one at a time, when the
     objective does not rise. Pure JAX; returns (θ, f, snapped mask).
@@ -59,11 +70,11 @@ def snap_to_bounds(objective, theta, f, lower, snap_tol=SNAP_TOL):
 
     def one(i, carry):
         theta, f, snapped = carry
-        candidate = bounded[i] & (theta[i] > lo[i]) & (theta[i] < snap_tol)
+        candidate = snap_candidates(theta, lower, snap_tol)[i]
         trial = jnp.where(idx == i, lo, theta)
         ft = lax.cond(bounded[i], lambda t: jnp.asarray(objective(t), f.dtype),
                       lambda t: jnp.asarray(jnp.inf, f.dtype), trial)
-        accept = candidate & jnp.isfinite(ft) & (ft <= f + 1e-10 * jnp.maximum(1.0, jnp.abs(f)))
+        accept = candidate & snap_accepts(ft, f)
         return (jnp.where(accept, trial, theta), jnp.where(accept, jnp.minimum(f, ft), f),
                 snapped | (accept & (idx == i)))
 

@@ -44,9 +44,15 @@ It stops when the projected gradient is below ``stop_gtol·max(1, |f|)``,
 when the decrease left is below rounding (after taking that last step on
 the strength of the gradient), or after ``maxiter`` iterations; then
 diagonal entries below ``snap_tol`` are set to 0 when the deviance does not
-rise (:func:`lmmjax.fitting.bounds.snap_to_bounds`, as single fits), and the fit is
-flagged converged on the projected gradient with a single fit's rule
+rise (the rule of :func:`lmmjax.fitting.bounds.snap_to_bounds`, as single fits), and the
+fit is flagged converged on the projected gradient with a single fit's rule
 (``gtol·max(1, |f|)``).
+
+Compile time grows with every copy of the objective in the program (a GLMM
+objective is a PIRLS loop and several factorizations), so the method
+evaluates it at two places only: the derivatives, and one loop for every
+plain value (line search and snap, :func:`_trials`); the final derivatives
+come from the same loop's derivative pass.
 """
 from __future__ import annotations
 
@@ -56,7 +62,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .bounds import projected_gradient, snap_to_bounds
+from .bounds import projected_gradient, snap_accepts, snap_candidates
 from .derivatives import derivative_function, gradient_function
 from .record import STOP_GRADIENT, STOP_LINESEARCH, STOP_MAXITER, STOP_NONFINITE, STOP_STEP
 
@@ -189,28 +195,51 @@ def bounded_step(theta, g, H, lower, delta, fscale, opts: NewtonOptions):
     return s, saddle, newton & use_n
 
 
-def _line_search(objective, theta, f, g, s, live, opts: NewtonOptions, aux):
-    """Backtracking along the feasible step s; returns (θ, f, ok, α, aux at the last point tried).
+def _trials(objective, theta, f, g, s, search, snap, lower, opts: NewtonOptions, aux):
+    """Every objective value that is not a derivative, in one loop (one copy of the
+    objective in the compiled program: each copy costs compile time).
 
-    ``objective`` is (θ, aux) → (f, aux'). One loop (the objective appears
-    once in the compiled program): the first pass tries α = 1, later ones
-    halve it.
+    ``search``: backtracking along the feasible step ``s`` (Armijo; the first
+    pass tries α = 1, later ones halve it). ``snap``: the end-of-search snap
+    of small bounded entries to their bound, one candidate at a time
+    (:func:`~lmmjax.fitting.bounds.snap_candidates`, in index order, each
+    kept when :func:`~lmmjax.fitting.bounds.snap_accepts`: the rule of
+    :func:`~lmmjax.fitting.bounds.snap_to_bounds`). At most one of the two
+    is on for a replicate. ``objective`` is (θ, aux) → (f, aux').
+
+    Returns (θ, f, ok, α, aux at the last point tried) for the search and
+    (θ, f, any snapped) for the snap.
     """
+    bounded = jnp.isfinite(lower)
+    lo = jnp.where(bounded, lower, 0.0)
+    idx = jnp.arange(theta.shape[0])
+    left0 = snap & snap_candidates(theta, lower, opts.snap_tol)
 
-    def cond(state):
-        return live & ~state[3] & (state[4] < opts.max_backtrack)
+    def cond(st):
+        ls_live = search & ~st[3] & (st[4] < opts.max_backtrack)
+        return ls_live | jnp.any(st[8])
 
-    def body(state):
-        alpha, _, _, _, i, _ = state
-        alpha = jnp.where(i == 0, 1.0, 0.5 * alpha)
-        th = theta + alpha * s
-        ft, aux_t = objective(th, aux)
-        ok = jnp.isfinite(ft) & (ft <= f + opts.armijo * jnp.minimum(jnp.dot(g, th - theta), 0.0))
-        return alpha, th, ft, ok, i + 1, aux_t
+    def body(st):
+        alpha, th, ft, ok, i, aux_t, th_snap, f_snap, left, snapped = st
+        alpha_n = jnp.where(i == 0, 1.0, 0.5 * alpha)
+        j = jnp.argmax(left)
+        trial = jnp.where(snap, jnp.where(idx == j, lo, th_snap), theta + alpha_n * s)
+        fv, aux_v = objective(trial, aux)
+        # line search
+        ok_v = jnp.isfinite(fv) & (fv <= f + opts.armijo * jnp.minimum(jnp.dot(g, trial - theta), 0.0))
+        ls = (alpha_n, trial, fv, ok_v, i + 1, aux_v)
+        # snap
+        accept = snap & snap_accepts(fv, f_snap)
+        th_snap = jnp.where(accept, trial, th_snap)
+        f_snap = jnp.where(accept, jnp.minimum(f_snap, fv), f_snap)
+        left = left & (idx != j)
+        keep = (alpha, th, ft, ok, i, aux_t)
+        ls = jax.tree_util.tree_map(lambda new, old: jnp.where(snap, old, new), ls, keep)
+        return (*ls, th_snap, f_snap, left, snapped | accept)
 
-    alpha, th, ft, ok, _, aux_t = lax.while_loop(
-        cond, body, (jnp.asarray(1.0, f.dtype), theta, f, jnp.asarray(False), 0, aux))
-    return th, ft, ok, alpha, aux_t
+    start = (jnp.asarray(1.0, f.dtype), theta, f, jnp.asarray(False), 0, aux, theta, f, left0, jnp.asarray(False))
+    alpha, th, ft, ok, _, aux_t, th_snap, f_snap, _, snapped = lax.while_loop(cond, body, start)
+    return (th, ft, ok, alpha, aux_t), (th_snap, f_snap, snapped)
 
 
 class _State(NamedTuple):
@@ -224,6 +253,9 @@ class _State(NamedTuple):
     theta_prev: jax.Array
     g_prev: jax.Array
     aux: object  # the objective's carried start (see minimize_theta's aux0); a dummy without one
+    ending: jax.Array  # the search has ended: this pass only gathers the final derivatives (and snaps)
+    snapped: jax.Array  # the snap has been tried
+    pg: jax.Array  # max |projected gradient| at θ (final once done)
 
 
 def bfgs_update(H, s, y):
@@ -248,9 +280,12 @@ def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0
     """Minimise ``objective`` (θ → deviance) from ``theta0`` subject to θ ≥ lower.
 
     Pure JAX, no exceptions; vmap it over replicates. Each pass of the loop
-    computes the derivatives at θ, stops if θ is a minimum, else steps: so
-    the derivatives, the line search and the snapping each appear once in
-    the compiled program (compile time grows with every copy).
+    computes the derivatives at θ, stops if θ is a minimum, else steps.
+    The objective appears twice in the compiled program (compile time grows
+    with every copy): once in the derivatives, once in :func:`_trials` (the
+    line search and the final snap). When the search ends the loop runs on
+    without stepping: the snap is tried from the last pass's point, and the
+    derivatives of the pass after it (at most two more) are the final ones.
 
     ``mates`` (see :func:`column_mates`) enables the column reflections of
     :func:`reflection`; without it only the plain bound constraints are used.
@@ -277,9 +312,6 @@ def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0
     def at(aux):  # θ → deviance, the inner loop started from aux
         return lambda th: objective(th, aux)[0]
 
-    def value_grad(theta, aux):
-        return gradient_function(at(aux), opts)(theta)
-
     k = theta0.shape[0]
     H0 = jnp.eye(k, dtype=theta0.dtype) if H0 is None else jnp.asarray(H0, theta0.dtype)
     mates = jnp.zeros((k, k), dtype=bool) if mates is None else jnp.asarray(mates, dtype=bool)
@@ -292,34 +324,39 @@ def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0
 
     delta0 = jnp.asarray(opts.delta0, theta0.dtype) * jnp.maximum(1.0, jnp.max(jnp.abs(theta0)))
     nan = jnp.asarray(jnp.nan, theta0.dtype)
-    state = _State(theta0, nan, delta0, jnp.asarray(0), jnp.asarray(False), jnp.asarray(STOP_MAXITER),
-                   H0, theta0, jnp.zeros_like(theta0), aux0)
+    no = jnp.asarray(False)
+    state = _State(theta0, nan, delta0, jnp.asarray(0), no, jnp.asarray(STOP_MAXITER),
+                   H0, theta0, jnp.zeros_like(theta0), aux0, no, no, nan)
 
     def body(s: _State):
+        searching = ~s.ending
         if quasi:
-            f, g = value_grad(s.theta, s.aux)
-            H = jnp.where(s.it > 0, bfgs_update(s.H, s.theta - s.theta_prev, g - s.g_prev), s.H)
+            f, g = gradient_function(at(s.aux), opts)(s.theta)
+            H = jnp.where(searching & (s.it > 0), bfgs_update(s.H, s.theta - s.theta_prev, g - s.g_prev), s.H)
         else:
             f, g, H = derivative_function(at(s.aux), opts)(s.theta)
         fscale = jnp.maximum(1.0, jnp.abs(f))
         finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g)) & jnp.all(jnp.isfinite(H))
         r = reflection(s.theta, g, lower, mates)  # same deviance, inward gradient
-        theta, g, H = r * s.theta, r * g, r[:, None] * H * r[None, :]
-        s = s._replace(theta=theta)
-        saddle = _saddles(s.theta, g, H, lower, fscale, opts)
-        pg = pgrad(s.theta, g)
+        theta = jnp.where(searching, r * s.theta, s.theta)  # the final point is reported as it is
+        g, H = r * g, r[:, None] * H * r[None, :]
+        saddle = _saddles(theta, g, H, lower, fscale, opts)
+        pg = pgrad(theta, g)
         conv = finite & (pg <= opts.stop_gtol * fscale) & ~jnp.any(saddle)
-        stop = conv | ~finite | (s.it >= opts.maxiter)
-        step, _, _ = bounded_step(s.theta, g, H, lower, s.delta, fscale, opts)
+        stop = searching & (conv | ~finite | (s.it >= opts.maxiter))
+        step, _, _ = bounded_step(theta, g, H, lower, s.delta, fscale, opts)
         predicted = -_model(g, H, step)
         # At the noise floor a step's decrease cannot be seen in f: take it on the
         # strength of the gradient (already small enough to call converged), then stop.
-        floor = ~stop & (predicted <= opts.noise * fscale) & (pg <= opts.gtol * fscale)
-        th, ft, ok, alpha, aux_t = _line_search(objective, s.theta, f, g, step, ~stop & ~floor, opts, s.aux)
-        th = jnp.where(floor, s.theta + step, th)
+        floor = searching & ~stop & (predicted <= opts.noise * fscale) & (pg <= opts.gtol * fscale)
+        # the snap: once, at the point where the search stopped (or from the pass after it)
+        snap = (stop | (s.ending & ~s.snapped)) & finite
+        (th, ft, ok, alpha, aux_t), (th_snap, f_snap, snapped) = _trials(
+            objective, theta, f, g, step, searching & ~stop & ~floor, snap, lower, opts, s.aux)
+        th = jnp.where(floor, theta + step, th)
         ft = jnp.where(floor, f, ft)
         ok = ok | floor
-        taken = th - s.theta
+        taken = th - theta
         pred_taken = -_model(g, H, taken)
         rho = (f - ft) / jnp.where(pred_taken > 0, pred_taken, jnp.inf)
         snorm = jnp.linalg.norm(taken)
@@ -328,26 +365,29 @@ def minimize_theta(theta0, objective, lower, opts: NewtonOptions, mates=None, H0
             jnp.where(rho < 0.25, 0.5 * s.delta,
                       jnp.where((rho > 0.75) & (snorm >= 0.99 * s.delta), 2.0 * s.delta, s.delta)))
         delta = jnp.minimum(delta, opts.delta_max)
-        small = floor | ((jnp.max(jnp.abs(taken) / (1.0 + jnp.abs(s.theta))) <= opts.xtol)
+        small = floor | ((jnp.max(jnp.abs(taken) / (1.0 + jnp.abs(theta))) <= opts.xtol)
                          & (f - ft <= 1e-15 * fscale))
         status = jnp.where(
             stop, jnp.where(conv, STOP_GRADIENT,
                             jnp.where(~finite, jnp.where(s.it == 0, STOP_NONFINITE, STOP_LINESEARCH),
                                       STOP_MAXITER)),
             jnp.where(~ok, STOP_LINESEARCH, STOP_STEP))
-        moved = ~stop & ok
+        status = jnp.where(searching, status, s.status)
+        moved = searching & ~stop & ok
         aux = jax.tree_util.tree_map(lambda new, old: jnp.where(moved & ~floor, new, old), aux_t, s.aux)
-        return _State(jnp.where(moved, th, s.theta), jnp.where(moved, ft, f), delta,
-                      s.it + jnp.where(stop, 0, 1), stop | ~ok | small, status,
-                      H, s.theta, g, aux)
+        # after the search: another pass for the derivatives at a point that is new
+        # (stepped to, or snapped); else these are the final ones
+        ended = stop | ~ok | small
+        again = searching & ~stop & ended | snapped
+        theta_new = jnp.where(moved, th, jnp.where(snapped, th_snap, theta))
+        f_new = jnp.where(moved, ft, jnp.where(snapped, f_snap, f))
+        return _State(theta_new, f_new, jnp.where(searching, delta, s.delta),
+                      s.it + jnp.where(searching & ~stop, 1, 0), (s.ending | stop) & ~again, status,
+                      H, theta, g, aux, s.ending | ended, s.snapped | snap, pg)
 
     s = lax.while_loop(lambda s: ~s.done, body, state)
-    theta, _, _ = snap_to_bounds(at(s.aux), s.theta, s.f, lower, opts.snap_tol)
-    f_final, g_final = value_grad(theta, s.aux)
-    g_final = reflection(theta, g_final, lower, mates) * g_final
-    fscale = jnp.maximum(1.0, jnp.abs(f_final))
-    pg = pgrad(theta, g_final)
-    converged = jnp.isfinite(f_final) & jnp.isfinite(pg) & (pg <= opts.gtol * fscale) & (
+    fscale = jnp.maximum(1.0, jnp.abs(s.f))
+    converged = jnp.isfinite(s.f) & jnp.isfinite(s.pg) & (s.pg <= opts.gtol * fscale) & (
         s.status != STOP_NONFINITE)
-    return dict(theta=theta, deviance=f_final, pgrad=pg, converged=converged, n_iter=s.it,
+    return dict(theta=s.theta, deviance=s.f, pgrad=s.pg, converged=converged, n_iter=s.it,
                 status=s.status)

@@ -139,16 +139,25 @@ def pirls(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: int = 
         u, b, old, it, _ = s
         eta = jnp.where(cold & (it == 0), eta_cold, linear_predictor(theta, u, b, data, dims))
         un, bn = pls_solve(theta, eta, beta, data, dims, family, joint, False)
-        new = pdev(un, bn)
 
-        def halve_cond(h):  # halve while the criterion rose beyond rounding (or is NaN)
-            return (h[3] < PIRLS_HALVINGS) & ~(h[2] <= old + 1e-13 * jnp.abs(old))
+        # One loop evaluates the criterion at every point (one copy in the compiled program):
+        # pass −1 (first iteration of a warm start only) the start, pass 0 the full step, then
+        # halvings while the criterion rose beyond rounding (or is NaN).
+        def halve_cond(h):
+            rose = ~(h[2] <= h[4] + 1e-13 * jnp.abs(h[4]))
+            return (h[3] <= 0) | ((h[3] <= PIRLS_HALVINGS) & rose)
 
         def halve(h):
-            uh, bh = 0.5 * (u + h[0]), 0.5 * (b + h[1])
-            return uh, bh, pdev(uh, bh), h[3] + 1
+            uh, bh, _, count, ref = h
+            first = count == 0
+            uh = jnp.where(count < 0, u, jnp.where(first, un, 0.5 * (u + uh)))
+            bh = jnp.where(count < 0, b, jnp.where(first, bn, 0.5 * (b + bh)))
+            val = pdev(uh, bh)
+            return uh, bh, val, count + 1, jnp.where(count < 0, val, ref)
 
-        un, bn, new, _ = lax.while_loop(halve_cond, halve, (un, bn, new, 0))
+        warm_start = (it == 0) & ~cold
+        un, bn, new, _, old = lax.while_loop(
+            halve_cond, halve, (un, bn, old, jnp.where(warm_start, -1, 0), old))
         scale = 1.0 + jnp.maximum(jnp.max(jnp.abs(un), initial=0.0), jnp.max(jnp.abs(bn), initial=0.0))
         step = jnp.maximum(jnp.max(jnp.abs(un - u), initial=0.0), jnp.max(jnp.abs(bn - b), initial=0.0))
         # converged: a step below PIRLS_STEP_TOL, or one below 1e-7 that no longer changes the
@@ -157,8 +166,7 @@ def pirls(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: int = 
         done = (step <= PIRLS_STEP_TOL * scale) | (flat & (step <= 1e-7 * scale))
         return un, bn, new, it + 1, done
 
-    old0 = jnp.where(cold, jnp.inf, pdev(u0, b_start))
-    start = (u0, b_start, old0, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    start = (u0, b_start, jnp.asarray(jnp.inf, u0.dtype), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
     return lax.while_loop(cond, body, start)
 
 
