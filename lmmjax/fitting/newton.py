@@ -49,10 +49,11 @@ fit is flagged converged on the projected gradient with a single fit's rule
 (``gtol·max(1, |f|)``).
 
 Compile time grows with every copy of the objective in the program (a GLMM
-objective is a PIRLS loop and several factorizations), so the method
-evaluates it at two places only: the derivatives, and one loop for every
-plain value (line search and snap, :func:`_trials`); the final derivatives
-come from the same loop's derivative pass.
+objective is a PIRLS loop and several factorizations), so the objective
+appears once: every point the method looks at — the start, line-search
+trials, snap trials — is evaluated with its derivatives (see
+:func:`minimize_theta`). For cbpp's batched GLMM refit this cut the HLO
+from 1.14 MB (five copies) to 0.53 MB.
 """
 from __future__ import annotations
 
