@@ -73,8 +73,8 @@ def _steps(theta, rel):
     return rel * jnp.maximum(1.0, jnp.abs(theta))
 
 
-def _gradient_derivs(objective, has_aux=False):
-    vg = jax.value_and_grad(objective, has_aux=has_aux)
+def _gradient_derivs(objective):
+    vg = jax.value_and_grad(objective)
 
     def derivs(theta):
         h = _steps(theta, GRAD_STEP)
@@ -82,24 +82,20 @@ def _gradient_derivs(objective, has_aux=False):
         fs, gs = jax.vmap(vg)(pts)
         g = gs[0]
         H = (gs[1:] - g[None, :]) / h[:, None]
-        if has_aux:
-            fs, aux = fs
-            return fs[0], g, 0.5 * (H + H.T), jax.tree_util.tree_map(lambda a: a[0], aux)
         return fs[0], g, 0.5 * (H + H.T)
 
     return derivs
 
 
-def derivative_function(objective, opts, has_aux=False):
-    """θ → (f, g, H) for ``opts.derivatives == "gradient"``; with ``has_aux`` the objective
-    returns (f, aux) and the function (f, g, H, aux at θ)."""
+def derivative_function(objective, opts):
+    """θ → (f, g, H) for ``opts.derivatives == "gradient"``."""
     if opts.derivatives == "gradient":
-        return _gradient_derivs(objective, has_aux)
+        return _gradient_derivs(objective)
     raise ValueError(f"Unknown derivatives {opts.derivatives!r}; use 'gradient' or 'quasi-newton'.")
 
 
-def gradient_function(objective, opts, has_aux=False):
-    """θ → (f, g), exact (reverse mode); with ``has_aux``, θ → ((f, aux), g)."""
+def gradient_function(objective, opts):
+    """θ → (f, g), exact (reverse mode)."""
     if opts.derivatives not in ("gradient", "quasi-newton"):
         raise ValueError(f"Unknown derivatives {opts.derivatives!r}; use 'gradient' or 'quasi-newton'.")
-    return jax.value_and_grad(objective, has_aux=has_aux)
+    return jax.value_and_grad(objective)
