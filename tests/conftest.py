@@ -3,9 +3,12 @@
 It also holds the suite's one model cache (:func:`fit_once`, the ``fitted``
 fixture, and the shared ``sleep_fit``/``penicillin_fit`` fixtures).
 
-The suite keeps JAX's persistent compilation cache in a temporary directory of
-its own (removed at the end), so that running the tests never writes into the
-user's ~/.cache/lmmjax. A cache location or switch the caller set is kept.
+Run alone (plain ``pytest``), a test process keeps the persistent compilation
+cache off and points it at a temporary directory of its own, so that running
+the tests never writes into the user's ~/.cache/lmmjax. Under ``make test``
+(tests/run_suite.py) the groups share one temporary cache directory, given in
+``LMMJAX_CACHE_DIR``, which is kept, as is any cache location or switch the
+caller set.
 
 Hypothesis keeps no example database and writes its other files into a
 temporary directory (unless HYPOTHESIS_STORAGE_DIRECTORY is set): a failing
@@ -25,9 +28,10 @@ if not any(os.environ.get(k) for k in ("LMMJAX_CACHE_DIR", "LMMJAX_NO_COMPILATIO
     _suite_cache = tempfile.mkdtemp(prefix="lmmjax-test-jax-cache-")
     os.environ["LMMJAX_CACHE_DIR"] = _suite_cache
     atexit.register(shutil.rmtree, _suite_cache, ignore_errors=True)
-    # The suite's own process writes no persistent compilation cache: twice, after several
+    # A lone test process writes no persistent compilation cache: twice, after several
     # hundred compiled programs, jax 0.10.2 (CPU) crashed with a segmentation fault inside
-    # executable.serialize() while writing a cache entry. The cache is tested in fresh
+    # executable.serialize() while writing a cache entry (most likely the memory-map limit that
+    # release_programs() below now guards; run_suite's groups write a shared cache). The cache is tested in fresh
     # subprocesses (tests/test_compilation_cache.py, test_program_cache.py, test_warmup.py),
     # which get the directory above and the cache switched on.
     os.environ["LMMJAX_NO_COMPILATION_CACHE"] = "1"
