@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConvergenceWarning, SingularFitWarning
-from .fitting.optimize import minimize_deviance
+from .fitting.optimize import minimize_deviance, minimize_held
 from .fitting.reparam import boundary_theta, reparametrisation
-from .fitting.start import choose_start, residual_restarts
+from .fitting.start import choose_start, phi_mask, residual_restarts
 from .memo import cached
 from .model import Model, build_model
 from .progress import Progress, first_use
@@ -50,13 +50,19 @@ def _singular_message(fit: LmerFit) -> str:
 
 
 def _minimize_from(model: Model, start, restarts: bool):
-    """The optimizer record from ``start``, or the best of it and the residual-φ restarts
-    (:func:`lmmjax.fitting.start.residual_restarts`) for a fresh fit with AR residuals."""
-    opt = minimize_deviance(model.fit_arrays, model.fit_dims, model.layout, theta0=start)
-    for alt_start in (residual_restarts(model, start) if restarts else []):
-        alt = minimize_deviance(model.fit_arrays, model.fit_dims, model.layout, theta0=alt_start)
+    """The optimizer record from ``start``; for a fresh fit with AR residuals also from the best
+    point of a profile of the deviance over a grid of φ (:func:`lmmjax.fitting.start.residual_restarts`),
+    keeping the better optimum."""
+    args = (model.fit_arrays, model.fit_dims, model.layout)
+    opt = minimize_deviance(*args, theta0=start)
+    grid = residual_restarts(model, start) if restarts else []
+    if grid:
+        held = phi_mask(model)
+        best = min((minimize_held(*args, g, held) for g in grid), key=lambda r: r[1])[0]
+        alt = minimize_deviance(*args, theta0=best)
         if alt.deviance < opt.deviance - 1e-8 * max(1.0, abs(opt.deviance)):
-            opt = replace(alt, theta_start=start, message=alt.message + " (best of several starting values of phi)")
+            opt = replace(alt, theta_start=start, message=alt.message + " (started from the best point of a "
+                          "profile over a grid of phi values)")
     return opt
 
 

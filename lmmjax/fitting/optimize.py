@@ -91,6 +91,37 @@ def _status(res, ok: bool, dev: float) -> int:
     return STOP_MAXITER if res.status == 1 else STOP_LINESEARCH
 
 
+def _scipy_objective(arrays, dims, k: int, evals: list):
+    """θ (true size) → (deviance, gradient) for scipy, θ padded to ``dims``; counts evaluations in ``evals``."""
+    def fun(th):
+        evals[0] += 1
+        val, grad = value_and_grad_jit(pad_theta(th, dims), arrays, dims)
+        val = float(val)
+        if not np.isfinite(val):
+            return 1e300, np.zeros_like(th)
+        return val, np.asarray(grad, dtype=float)[:k]
+    return fun
+
+
+def minimize_held(arrays, dims, layout, theta0, held) -> tuple:
+    """L-BFGS-B over θ with the entries where ``held`` is True kept at their ``theta0`` values.
+
+    A quick profile step for choosing a start (no restarts, snapping or
+    polishing); returns (θ, deviance).
+
+    Examples
+    --------
+    >>> theta, dev = minimize_held(model.fit_arrays, model.fit_dims, model.layout, start, held)  # doctest: +SKIP
+    """
+    theta0 = np.asarray(theta0, float)
+    fun = _scipy_objective(jax.device_put(arrays), dims, len(theta0), [0])
+    bounds = [(v, v) if h else b for v, h, b in zip(theta0, held, layout.bounds)]
+    with single_threaded_scipy_blas():
+        res = so.minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                          options=dict(maxiter=1000, ftol=1e-10, gtol=1e-7, maxcor=20))
+    return np.asarray(res.x, float), float(res.fun)
+
+
 def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNAP_TOL) -> OptSummary:
     """Fit θ.
 
@@ -123,14 +154,7 @@ def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNA
     theta0 = start_theta(lower) if theta0 is None else np.asarray(theta0, float)
     evals = [0]
     k = len(lower)
-
-    def fun(th):
-        evals[0] += 1
-        val, grad = value_and_grad_jit(pad_theta(th, dims), arrays, dims)
-        val = float(val)
-        if not np.isfinite(val):
-            return 1e300, np.zeros_like(th)
-        return val, np.asarray(grad, dtype=float)[:k]
+    fun = _scipy_objective(arrays, dims, k, evals)
 
     def deviance(th):
         evals[0] += 1

@@ -71,23 +71,34 @@ def moment_start(model) -> np.ndarray:
     return theta
 
 
-#: Extra starting values of φ for models with AR(1)/CAR(1) residuals: the likelihood in φ
-#: can have two optima (BodyWeight with (Time | Rat): from φ = 0 L-BFGS-B stops at
-#: φ = 0.989, 1.84 log-likelihood units below the optimum at φ = 0.53 nlme reaches).
-#: Which start reaches which optimum turns on rounding in L-BFGS-B's first line search
-#: (with the cross-products of objective/residual_lag.py, 0.3 also ends at 0.989 and 0.5
-#: reaches 0.53; with the row whitening it was the other way round): 0.5 was added.
-PHI_STARTS = (0.3, 0.5, 0.8)
+#: φ values of the grid a fresh fit with AR(1)/CAR(1) residuals profiles before its full search:
+#: the likelihood in φ can have two optima (BodyWeight with (Time | Rat): φ = 0.53, the optimum
+#: nlme reaches, and φ = 0.989, 1.84 log-likelihood units lower). Which one L-BFGS-B reaches from
+#: a single start turns on rounding in its first line search: from starts 0, 0.3, 0.5 and 0.8
+#: only 0.5 reached 0.53, and with XLA's optimisation level 0 (other last bits) none did. The
+#: deviance minimised over the other parameters at each φ of the grid does not depend on the
+#: path, so the full search starts from the best grid point.
+AR1_PHI_GRID = (-0.6, -0.3, 0.0, 0.2, 0.4, 0.55, 0.7, 0.8, 0.9, 0.95, 0.98)
+CAR1_PHI_GRID = (0.05, 0.2, 0.4, 0.55, 0.7, 0.8, 0.9, 0.95, 0.98)
 
 
 def residual_restarts(model, theta0) -> list:
-    """Starts that differ from ``theta0`` only in φ (:data:`PHI_STARTS`); empty without AR residuals."""
+    """Starts that differ from ``theta0`` only in φ (the grid for its correlation); empty without AR residuals."""
     rd = model.dims.residual
     if rd is None or rd.correlation is None:
         return []
     out = []
-    for phi in PHI_STARTS:
+    for phi in (AR1_PHI_GRID if rd.correlation == "ar1" else CAR1_PHI_GRID):
         start = np.array(theta0, float)
         start[rd.start] = np.arctanh(phi) if rd.correlation == "ar1" else np.log(phi / (1.0 - phi))
         out.append(start)
     return out
+
+
+def phi_mask(model) -> np.ndarray:
+    """True at φ's position in θ (AR(1)/CAR(1) residuals; all False without)."""
+    held = np.zeros(model.layout.size, dtype=bool)
+    rd = model.dims.residual
+    if rd is not None and rd.correlation is not None:
+        held[rd.start] = True
+    return held

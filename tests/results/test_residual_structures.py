@@ -53,6 +53,11 @@ def residual_fit(name, method):
     return _FITS[key]
 
 
+#: nlme stops at a lower mode of a two-mode likelihood; the fit's profile over a grid of φ finds the
+#: higher one (log-likelihood −567.8456 against nlme's −568.4090, φ = 0.986 with sd(Rat) = 0; the
+#: profile intervals' test, tests/inference/test_residual_profile.py, reaches it too).
+BETTER_THAN_NLME = {("bodyweight_ar1_varident", "ML"): (0.5635, 0.986)}
+
 PARAMS = [pytest.param(n, m, marks=() if (n, m) in FAST else pytest.mark.slow)
           for n in CASES for m in ("REML", "ML")]
 
@@ -62,6 +67,11 @@ def test_matches_nlme(name, method):
     ref = load_fixture("residual", name)[method]
     fit = residual_fit(name, method)
     assert fit.converged
+    if (name, method) in BETTER_THAN_NLME:
+        lift, phi = BETTER_THAN_NLME[(name, method)]
+        assert fit.loglik == pytest.approx(ref["loglik"] + lift, abs=1e-3)
+        assert fit.residual_params["phi"] == pytest.approx(phi, abs=2e-3)
+        return
     assert fit.loglik > ref["loglik"] - 1e-5  # no worse than nlme
     assert fit.loglik < ref["loglik"] + 1e-3  # and the same optimum (nlme stops a little short sometimes)
     np.testing.assert_allclose(fit.fixef.to_numpy(), list(ref["fixef"].values()), rtol=1e-4)
