@@ -41,7 +41,7 @@ jax.config.update("jax_enable_x64", True)
 
 LANE = 8  # replicates per vmapped loop (a slow replicate holds up only its own lane)
 #: Replicates per compiled chunk, for every count: one program serves all runs (its compilation
-#: took ~35 s for cbpp, so a second, larger chunk size would cost more than it saves; measured
+#: took ~20 s for cbpp under load, 13 s after the two-site search, so a second, larger chunk size would cost more than it saves; measured
 #: cbpp 1,000 replicates: lanes of 8 in 64-chunks as fast as in 512-chunks).
 CHUNK = SMALL_CHUNK
 
