@@ -4,6 +4,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 
+import jax
 import numpy as np
 import pandas as pd
 
@@ -53,7 +54,7 @@ def _minimize_from(model: Model, start, restarts: bool):
     """The optimizer record from ``start``; for a fresh fit with AR residuals also from the best
     point of a profile of the deviance over a grid of φ (:func:`lmmjax.fitting.start.residual_restarts`),
     keeping the better optimum."""
-    args = (model.fit_arrays, model.fit_dims, model.layout)
+    args = (jax.device_put(model.fit_arrays), model.fit_dims, model.layout)  # once for all the searches
     opt = minimize_deviance(*args, theta0=start)
     grid = residual_restarts(model, start) if restarts else []
     if grid:

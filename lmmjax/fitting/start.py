@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..objective.residual import unconstrained_value
 from ..structure.kinds import DenseLaterBlocks
 from .bounds import start_theta
 
@@ -90,7 +91,7 @@ def residual_restarts(model, theta0) -> list:
     out = []
     for phi in (AR1_PHI_GRID if rd.correlation == "ar1" else CAR1_PHI_GRID):
         start = np.array(theta0, float)
-        start[rd.start] = np.arctanh(phi) if rd.correlation == "ar1" else np.log(phi / (1.0 - phi))
+        start[rd.start] = unconstrained_value(phi, rd.kinds[0])
         out.append(start)
     return out
 

@@ -219,18 +219,20 @@ def glmm_power_curve(fit, along, within, sizes, test, method, fixef, varcorr, th
     full_fixef = {name: float(v) for name, v in truth.fixef.items()}
     big = _subset_design(glmm_design(fit), along, within, sizes[-1]).reset_index(drop=True)
     big[ROW_TAG] = np.arange(len(big))
-    big_fit = fit_on_design(fit, big) if len(sizes) > 1 else None
+    big_fit = fit_on_design(fit, big)
     rows, results = [], []
     with Progress(len(sizes), "power curve", "size", progress) as bar:
         for size in sizes:
             small = _subset_design(big, along, within, size)
-            model = model_on_design(fit, small)
-            deleted = _deleted_rows(big_fit.model, small) if big_fit is not None else None
-            shared = (deleted is not None and len(deleted) > 0
-                      and list(model.frame.fixed_names) == list(big_fit.model.frame.fixed_names)
-                      and model.layout.names == big_fit.model.layout.names
-                      and model.n_rows == big_fit.model.n_rows - len(deleted))
-            design_fit = fit_on_rows(big_fit, deleted, fit) if shared else fit_on_design(fit, small)
+            deleted = _deleted_rows(big_fit.model, small)
+            if len(deleted) == 0 and len(small) == big_fit.model.n_rows:  # the largest size: the big design
+                model, design_fit = big_fit.model, big_fit
+            else:
+                model = model_on_design(fit, small)
+                shared = (list(model.frame.fixed_names) == list(big_fit.model.frame.fixed_names)
+                          and model.layout.names == big_fit.model.layout.names
+                          and model.n_rows == big_fit.model.n_rows - len(deleted))
+                design_fit = fit_on_rows(big_fit, deleted, fit) if shared else fit_on_design(fit, small, model)
             res = power_glmm(design_fit, test, method, fixef=full_fixef, theta=truth.theta, nsim=nsim,
                              alpha=alpha, seed=seed, level=level)
             res = replace(res, nobs=model.nobs, ngroups={b.group: b.nlevels for b in model.blocks})

@@ -76,10 +76,11 @@ def model_on_design(fit, design: pd.DataFrame):
                        offset=offset_arg[src] if np.any(offset_arg != 0) else None)
 
 
-def fit_on_design(fit, design: pd.DataFrame):
+def fit_on_design(fit, design: pd.DataFrame, model=None):
     """The fit's model on a design made from :func:`glmm_design` rows, fitted from the fit's estimates.
 
     A design of the fit's own rows in their order gives the fit itself.
+    ``model``: the design's :func:`model_on_design`, when already built.
 
     Examples
     --------
@@ -88,7 +89,7 @@ def fit_on_design(fit, design: pd.DataFrame):
     src = design[SOURCE_ROW].to_numpy(float).astype(int)
     if len(src) == fit.model.n_rows and np.array_equal(src, np.arange(len(src))):
         return fit
-    return _fit_from(model_on_design(fit, design), fit)
+    return _fit_from(model_on_design(fit, design) if model is None else model, fit)
 
 
 def _fit_from(model, fit):
