@@ -10,7 +10,6 @@ SETUP_LOG := $(VENV)/setup.log
 
 # Set-up is quiet: pip's output goes to $(SETUP_LOG) and is printed only if it fails.
 $(STAMP): pyproject.toml
-	@echo "Setting up $(VENV) (pip output in $(SETUP_LOG))"
 	@$(PYTHON) -m venv $(VENV)
 	@{ $(PY) -m pip install --upgrade pip && $(PY) -m pip install -e '.[test]'; } > $(SETUP_LOG) 2>&1 \
 		|| { cat $(SETUP_LOG); echo "Set-up failed (log above, also in $(SETUP_LOG))." >&2; exit 1; }
