@@ -45,7 +45,7 @@ from .crossprod import cross_products
 from .deviance import factorize
 from .estimates import estimates_from_factor
 from ..structure.lambda_map import t_from_theta
-from .modes import solve_modes, z_lambda_times
+from .modes import solve_modes, solve_penalized, z_lambda_times
 
 jax.config.update("jax_enable_x64", True)
 
@@ -170,10 +170,63 @@ def pirls(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: int = 
     return lax.while_loop(cond, body, start)
 
 
+def half_gradient(theta, u, beta, data, dims, family):
+    """½ ∂PDEV/∂u = Λ'Z'g + u and ½ ∂PDEV/∂β = X'g at (θ, u, β), g = ½ ∂dev/∂η per row."""
+    eta = linear_predictor(theta, u, beta, data, dims)
+    mu = family.linkinv(eta)
+    g = -data["wt"] * (data["y"] - mu) * family.mu_eta(eta) / family.variance(mu)
+    _, z_t = jax.vjp(lambda v: z_lambda_times(theta, v, data, dims), u)
+    return z_t(g)[0] + u, data["X"].T @ g
+
+
+def implicit_newton_step(theta, beta, u, b, data, dims, family, joint):
+    """One exact Newton step on the penalised deviance from the mode (u, b), its Hessian held fixed.
+
+    ``(u, b) − H⁻¹ G(θ, β; u, b)`` with G = ½ ∇PDEV in u (and in β when
+    ``joint``) and H its Jacobian at the mode (observed weights), factored
+    once with the gradient switched off. At the mode G = 0, so the step
+    changes nothing (beyond PIRLS's tolerance) and its derivative in (θ, β)
+    is the implicit-function-theorem one, −H⁻¹ ∂G/∂(θ, β): the same first
+    derivatives as a fully differentiated Newton step (the terms from dH
+    multiply G = 0), without differentiating a factorization — the reverse
+    pass is two more solves with the kept factor and O(rows) work. Second
+    derivatives need H's derivative: :func:`mode_with_derivatives` with two
+    steps takes full ones.
+    """
+    sg = lax.stop_gradient
+    theta0, u = sg(theta), sg(u)
+    point = jnp.where(joint, sg(b), beta)  # β̂ of a joint PIRLS, or the given β
+    w, z = working_values(linear_predictor(theta0, u, sg(point), data, dims), data, family, True)
+    f = jax.tree_util.tree_map(sg, factorize(theta0, {**data, **cross_products(data, w, z, data["offset"], dims)},
+                                             dims, True))
+    w = sg(w)
+    g_u, g_b = half_gradient(theta, u, point, data, dims, family)
+    n1 = dims.l1 * dims.p1
+
+    def m_solve(c):  # (Λ'Z'WZΛ + I)⁻¹ c
+        return solve_penalized(theta0, f, data, w, c[:n1].reshape(dims.l1, dims.p1), c[n1:], dims)
+
+    t = m_solve(g_u)
+    X = data["X"]
+    # joint: eliminate u; the β block's Schur complement is the factor's X'WX − X'WZΛ M⁻¹ Λ'Z'WX
+    r_b = jnp.where(joint, g_b - X.T @ (w * z_lambda_times(theta0, t, data, dims)), 0.0)
+    s_b = jnp.where(joint, jnp.linalg.solve(f.SXX[: dims.p, : dims.p], r_b), 0.0)
+    _, z_t = jax.vjp(lambda v: z_lambda_times(theta0, v, data, dims), u)
+    s_u = t - m_solve(z_t(w * (X @ s_b))[0])
+    return u - s_u, point - s_b
+
+
 def mode_with_derivatives(theta, beta, u0, beta0, data, dims, family, joint, cold, newton_steps):
-    """(u, β, converged): the mode, then ``newton_steps`` differentiable exact Newton steps."""
+    """(u, β, converged): the mode, then ``newton_steps`` differentiable exact Newton steps.
+
+    One step (first derivatives) is :func:`implicit_newton_step`; with more,
+    every step is differentiated in full (second derivatives).
+    """
     u, b, _, _, conv = pirls(theta, beta, u0, beta0, data, dims, family, joint, cold)
     b = jnp.where(joint, b, beta)
+    if newton_steps == 1:
+        u, b = implicit_newton_step(theta, beta, u, b, data, dims, family, joint)
+        return u, b, conv
     for _ in range(newton_steps):
         eta = linear_predictor(theta, u, b, data, dims)
         u, b = pls_solve(theta, eta, beta, data, dims, family, joint, True)

@@ -76,11 +76,27 @@ def solve_modes(theta, factor, arrays, w, coef, dims):
     """
     T1 = t_from_theta(theta, arrays["T1_index"])
     c1 = jnp.einsum("ba,jbm,m->ja", T1, arrays["A1X"], coef)
+    c2 = lambda2_t_times(theta, arrays["A2X"] @ coef, arrays, dims) if dims.q2 > 0 else None
+    return solve_penalized(theta, factor, arrays, w, c1, c2, dims)
+
+
+def solve_penalized(theta, factor, arrays, w, c1, c2, dims):
+    """v solving ``(Λ'Z'WZΛ + I) v = c`` for a right-hand side given as c1 (l1, p1) and c2 (q2,).
+
+    Blockwise with the kept factor (block 1's per-level inverses, the later
+    blocks' Schur complement); the products with Z₂ᵀWZ₁ run over the rows.
+    Linear in c: differentiating through it with the factor held fixed
+    costs a second solve.
+
+    Examples
+    --------
+    >>> v = solve_penalized(theta, f, arrays, w, c[:l1].reshape(l1, 1), c[l1:], dims)  # doctest: +SKIP
+    """
     M11inv = factor.M11inv
     if dims.q2 == 0:
         return jnp.einsum("jab,jb->ja", M11inv, c1).ravel()
+    T1 = t_from_theta(theta, arrays["T1_index"])
     Z1, codes1, z2v, z2c = arrays["Z1"], arrays["codes1"], arrays["z2_val"], arrays["z2_col"]
-    c2 = lambda2_t_times(theta, arrays["A2X"] @ coef, arrays, dims)
     y1 = jnp.einsum("ab,jbc,jc->ja", T1, M11inv, c1)  # T1 M11⁻¹ c1 per level
     t = w * jnp.sum(Z1 * y1[codes1], axis=1)  # rows of W Z1 y1
     a21y1 = jax.ops.segment_sum((z2v * t[:, None]).ravel(), z2c.ravel(), num_segments=dims.q2)
