@@ -11,7 +11,8 @@ import pandas as pd
 from .errors import ConvergenceWarning, SingularFitWarning
 from .fitting.optimize import minimize_deviance, minimize_held
 from .fitting.reparam import boundary_theta, reparametrisation
-from .fitting.start import choose_start, phi_mask, residual_restarts
+from .fitting.phi_profile import phi_grid, phi_mask, profile_batched, profile_sequential, use_batched
+from .fitting.start import choose_start
 from .memo import cached
 from .model import Model, build_model
 from .progress import Progress, first_use
@@ -51,19 +52,32 @@ def _singular_message(fit: LmerFit) -> str:
 
 
 def _minimize_from(model: Model, start, restarts: bool):
-    """The optimizer record from ``start``; for a fresh fit with AR residuals also from the best
-    point of a profile of the deviance over a grid of φ (:func:`lmmjax.fitting.start.residual_restarts`),
-    keeping the better optimum."""
+    """The optimizer record from ``start``; for a fresh fit with AR residuals, from the best point of
+    a profile of the deviance over a grid of φ (:mod:`lmmjax.fitting.phi_profile`).
+
+    Cheap models profile the grid from ``start`` in one batched run, exact enough that the full
+    search from its best point is the only one. Large models search from ``start`` first and
+    continue the profile from that optimum; only when a grid point beats it does a second full
+    search start there, and the better optimum is kept.
+    """
     args = (jax.device_put(model.fit_arrays), model.fit_dims, model.layout)  # once for all the searches
+    if not (restarts and phi_grid(model)):
+        return minimize_deviance(*args, theta0=start)
+    note = " (started from the best point of a profile over a grid of phi values)"
+    if use_batched(model):
+        best = min(profile_batched(args[0], model, start), key=lambda r: r[1])[0]
+        opt = minimize_deviance(*args, theta0=best)
+        return replace(opt, theta_start=np.asarray(start, float), message=opt.message + note)
     opt = minimize_deviance(*args, theta0=start)
-    grid = residual_restarts(model, start) if restarts else []
-    if grid:
-        held = phi_mask(model)
-        best = min((minimize_held(*args, g, held) for g in grid), key=lambda r: r[1])[0]
-        alt = minimize_deviance(*args, theta0=best)
-        if alt.deviance < opt.deviance - 1e-8 * max(1.0, abs(opt.deviance)):
-            opt = replace(alt, theta_start=start, message=alt.message + " (started from the best point of a "
-                          "profile over a grid of phi values)")
+    held = phi_mask(model)
+    best, best_dev = min(profile_sequential(lambda s: minimize_held(*args, s, held), model, opt.theta, start),
+                         key=lambda r: r[1])
+    tol = 1e-8 * max(1.0, abs(opt.deviance))
+    if not best_dev < opt.deviance - tol:  # no grid point beats the optimum
+        return opt
+    alt = minimize_deviance(*args, theta0=best)
+    if alt.deviance < opt.deviance - tol:
+        opt = replace(alt, theta_start=start, message=alt.message + note)
     return opt
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..objective.residual import unconstrained_value
 from ..structure.kinds import DenseLaterBlocks
 from .bounds import start_theta
 
@@ -70,36 +69,3 @@ def moment_start(model) -> np.ndarray:
         i = np.nonzero(layout.term_of == t)[0][0]
         theta[i] = float(np.clip(np.sqrt(var / residual), 0.05, 5.0))
     return theta
-
-
-#: φ values of the grid a fresh fit with AR(1)/CAR(1) residuals profiles before its full search:
-#: the likelihood in φ can have two optima (BodyWeight with (Time | Rat): φ = 0.53, the optimum
-#: nlme reaches, and φ = 0.989, 1.84 log-likelihood units lower). Which one L-BFGS-B reaches from
-#: a single start turns on rounding in its first line search: from starts 0, 0.3, 0.5 and 0.8
-#: only 0.5 reached 0.53, and with XLA's optimisation level 0 (other last bits) none did. The
-#: deviance minimised over the other parameters at each φ of the grid does not depend on the
-#: path, so the full search starts from the best grid point.
-AR1_PHI_GRID = (-0.6, -0.3, 0.0, 0.2, 0.4, 0.55, 0.7, 0.8, 0.9, 0.95, 0.98)
-CAR1_PHI_GRID = (0.05, 0.2, 0.4, 0.55, 0.7, 0.8, 0.9, 0.95, 0.98)
-
-
-def residual_restarts(model, theta0) -> list:
-    """Starts that differ from ``theta0`` only in φ (the grid for its correlation); empty without AR residuals."""
-    rd = model.dims.residual
-    if rd is None or rd.correlation is None:
-        return []
-    out = []
-    for phi in (AR1_PHI_GRID if rd.correlation == "ar1" else CAR1_PHI_GRID):
-        start = np.array(theta0, float)
-        start[rd.start] = unconstrained_value(phi, rd.kinds[0])
-        out.append(start)
-    return out
-
-
-def phi_mask(model) -> np.ndarray:
-    """True at φ's position in θ (AR(1)/CAR(1) residuals; all False without)."""
-    held = np.zeros(model.layout.size, dtype=bool)
-    rd = model.dims.residual
-    if rd is not None and rd.correlation is not None:
-        held[rd.start] = True
-    return held
