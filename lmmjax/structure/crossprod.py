@@ -56,7 +56,7 @@ def build_structure(blocks: list, X: np.ndarray, reml: bool, n_theta: int, schur
     """Choose the block kind, build the pattern and the index arrays.
 
     ``schur`` is passed to :func:`~lmmjax.structure.kinds.choose_kind`
-    ("auto", "pairs", "matmul", "tiled"), or is a block kind object to use.
+    ("auto", "pairs", "matmul", "tiled", "iterative"), or is a block kind object to use.
     With ``bucket`` (default) a small model also gets a copy padded to its
     shape bucket (``Structure.bucket``), which the fit runs on so that one
     compiled program serves every model of the bucket.
@@ -73,6 +73,8 @@ def build_structure(blocks: list, X: np.ndarray, reml: bool, n_theta: int, schur
     """
     doubled = residual is not None and not all(residual.constant_within_groups(b.codes) for b in blocks[1:])
     kind = choose_kind(blocks, schur, allow_nested=not doubled) if isinstance(schur, str) else schur
+    if hasattr(kind, "check_structure"):  # a kind that supports only some designs refuses the others
+        kind.check_structure(blocks, residual)
     b1 = blocks[0]
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
     pattern = build_pattern(blocks, X, kind, pred=residual.pred if doubled else None)

@@ -17,7 +17,8 @@ design, and each possibility is one class with the same small interface:
 
 Kinds are frozen and hashable: they are part of the compile key
 (:class:`~lmmjax.structure.crossprod.Dims`). A new backend (tiled, iterative,
-GPU) is one more class here, chosen in :func:`choose_kind`.
+GPU) is one more class, chosen in :func:`choose_kind`; the iterative kind
+lives in :mod:`lmmjax.structure.iterative`.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import scipy.sparse as sp
 from jax import lax
 
 from .buckets import round_up
+from .iterative import IterativeLaterBlocks, check_iterative_design, dense_fits
 from .lambda_map import lambda_gather, lambda_left_t, lambda_right, t_from_theta
 from .pattern import entries, rest_columns
 
@@ -668,15 +670,18 @@ def tiled_kind(blocks: list, head: int | None = None, speedup: float | None = No
 def choose_kind(blocks: list, schur: str = "auto", allow_nested: bool = True):
     """The kind of the later blocks for this design.
 
-    ``schur`` forces the dense kind's update ("pairs", "matmul") or the tiled
-    kind ("tiled"); "auto" picks the nested kind when it applies, else the
-    tiled kind when the pairs would pass :data:`PAIR_LIMIT`, else the
-    pair scatter or the dense matmul by density (:func:`use_matmul`).
-    ``allow_nested=False`` skips the nested kind (AR residuals whose
-    whitened rows touch two levels of the later block).
+    ``schur`` forces the dense kind's update ("pairs", "matmul"), the tiled
+    kind ("tiled") or the iterative kind ("iterative",
+    :mod:`lmmjax.structure.iterative`); "auto" picks the nested kind when it
+    applies, the iterative kind when two dense copies of S would not fit in
+    memory (and the design is one it supports), else the tiled kind when the
+    pairs would pass :data:`PAIR_LIMIT`, else the pair scatter or the dense
+    matmul by density (:func:`use_matmul`). ``allow_nested=False`` skips the
+    nested kind (AR residuals whose whitened rows touch two levels of the
+    later block).
     """
-    if schur not in ("auto", "pairs", "matmul", "tiled"):
-        raise ValueError(f"schur must be 'auto', 'pairs', 'matmul' or 'tiled', not {schur!r}")
+    if schur not in ("auto", "pairs", "matmul", "tiled", "iterative"):
+        raise ValueError(f"schur must be 'auto', 'pairs', 'matmul', 'tiled' or 'iterative', not {schur!r}")
     if len(blocks) == 1:
         return NoLaterBlocks()
     if allow_nested and nested_in_first(blocks):
@@ -685,8 +690,13 @@ def choose_kind(blocks: list, schur: str = "auto", allow_nested: bool = True):
         return DenseLaterBlocks(schur)
     if schur == "tiled":
         return tiled_kind(blocks)
+    if schur == "iterative":
+        check_iterative_design(blocks)
+        return IterativeLaterBlocks()
     b1 = blocks[0]
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
+    if not dense_fits(q2) and all(b.p == 1 for b in blocks[1:]):
+        return IterativeLaterBlocks()
     levels, _ = entry_levels_and_ranks(blocks)
     if pair_count(levels, b1.nlevels) > PAIR_LIMIT:
         return tiled_kind(blocks)
