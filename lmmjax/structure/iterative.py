@@ -86,7 +86,8 @@ class IterativeLaterBlocks:
     ----------
     probes : Rademacher probe vectors of the log-determinant estimate
     steps : Lanczos steps per probe
-    refine : inverse iterations sharpening the deflation basis (:func:`lmmjax.structure.krylov.logdet`)
+    sketch, power : vectors and subspace iterations finding eigenvalues of M far from 1, taken out of
+        the probes' trace (:func:`lmmjax.structure.krylov.logdet`)
     seed : the probes' seed (fixed per model: the objective is deterministic)
     tol, maxiter : relative residual tolerance and iteration cap of each CG solve
 
@@ -96,8 +97,9 @@ class IterativeLaterBlocks:
     """
 
     probes: int = 8
-    steps: int = 24
-    refine: int = 1
+    sketch: int = 4
+    power: int = 3
+    steps: int = 16
     seed: int = 0
     tol: float = 1e-10
     maxiter: int = 1000
@@ -118,10 +120,10 @@ class IterativeLaterBlocks:
         rows, cols, _ = later_products(blocks)
         sizes = np.array([b.nlevels * b.p for b in blocks[1:]])
         block_of = np.repeat(np.arange(len(sizes)), sizes)
-        signs = np.random.default_rng(self.seed).integers(0, 2, (len(block_of), self.probes))
+        signs = 2.0 * np.random.default_rng(self.seed).integers(0, 2, (len(block_of), self.probes + self.sketch)) - 1
         return dict(lam_index=lam_index, lam_weight=lam_weight, a22_row=rows.astype(np.int32),
                     a22_col=cols.astype(np.int32), block_of=block_of.astype(np.int32),
-                    later_sizes=sizes.astype(np.int32), probes=2.0 * signs - 1.0)
+                    later_sizes=sizes.astype(np.int32), probes=signs[:, :self.probes], sketch=signs[:, self.probes:])
 
     def a22_shape(self, blocks):
         return (len(later_products(blocks)[0]),)
@@ -180,7 +182,7 @@ class IterativeLaterBlocks:
         Sx = lam[:, None] * (arrays["A2X"] - D)
         Y = pcg_solve(lambda v: self.matvec(op, idx, v), self.diagonal(op, idx), Sx, self.tol, self.maxiter)
         quad = Sx.T @ Y
-        logdet2 = logdet(self, op, idx, arrays["probes"])
+        logdet2 = logdet(self, op, idx, arrays["probes"], arrays["sketch"])
         return logdet2, 0.5 * (quad + quad.T), (IterativeFactor(op, idx) if keep_factor else None)
 
     # ---- after the fit ----------------------------------------------------------------------------
