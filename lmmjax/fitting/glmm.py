@@ -26,7 +26,8 @@ import scipy.optimize as so
 from ..objective.glmm import fisher_vcov_jit, hessian_jit, value_and_grad_jit
 from .blas_threads import single_threaded_scipy_blas
 from .bounds import SNAP_TOL, boundary_saddle_escape, projected_gradient, start_theta
-from .optimize import polish
+from .newton import bfgs_update
+from .optimize import free_coordinates, newton_direction, polish
 from .record import STOP_GRADIENT, STOP_LINESEARCH, STOP_NONFINITE, OptSummary
 
 OPTIONS = dict(maxiter=5000, maxfun=10000, ftol=1e-13, gtol=1e-9, maxcor=20)
@@ -34,6 +35,11 @@ OPTIONS = dict(maxiter=5000, maxfun=10000, ftol=1e-13, gtol=1e-9, maxcor=20)
 #: itself is judged at ``gtol``): on VerbAgg (objective 8151) L-BFGS-B stopped at 3e-4, which
 #: passes gtol = 1e-6 but left the intercept 4.5e-4 (relative) from lme4's tight optimum.
 POLISH_GTOL = 1e-10
+#: Stage 1 (θ, β in PIRLS) before stage 2 only gives its start: L-BFGS-B stops at this ftol.
+STAGE1_FTOL = 1e-8
+QN_MAXITER = 100
+#: Relative changes of the objective below this are rounding (its sums run over thousands of rows).
+QN_NOISE = 1e-12
 
 
 def glmm_data(model, y=None) -> dict:
@@ -84,6 +90,7 @@ class _Objective:
         self.k = dims.n_theta
         self.beta0, self.C = np.zeros(dims.p), np.eye(dims.p)
         self.evals = 0
+        self.last = None  # (y, (u, β, converged)) of the last evaluation
 
     def to_x(self, y):
         """(θ, β) of the optimizer's y (θ alone in stage 1)."""
@@ -102,8 +109,10 @@ class _Objective:
         self.evals += 1
         x = self.to_x(y)
         beta = self.beta if self.joint else x[self.k:]
-        return value_and_grad_jit(x[: self.k], beta, self.u, self.beta, self.joint, np.bool_(cold), self.data,
-                                  self.dims, self.family, self.nagq, 1)
+        out = value_and_grad_jit(x[: self.k], beta, self.u, self.beta, self.joint, np.bool_(cold), self.data,
+                                 self.dims, self.family, self.nagq, 1)
+        self.last = (np.array(y, float), out[0][1])
+        return out
 
     def value_and_grad(self, y):
         (val, (u, b, conv)), (g_theta, g_beta) = self._call(y)
@@ -123,8 +132,12 @@ class _Objective:
         (val, _), _ = self._call(y)
         return float(val)
 
-    def hessian(self, y, rel=1e-4):
-        """Hessian in y by central differences of the exact gradient (symmetrised)."""
+    def hessian(self, y, rel=1e-4, g0=None):
+        """Hessian in y by central differences of the exact gradient (symmetrised).
+
+        With ``g0`` (the gradient at y): forward differences, half the
+        evaluations (a start for quasi-Newton updates, not for standard errors).
+        """
         y = np.asarray(y, float)
         n = len(y)
         H = np.empty((n, n))
@@ -132,7 +145,10 @@ class _Objective:
             h = rel * max(1.0, abs(y[i]))
             e = np.zeros(n)
             e[i] = h
-            H[:, i] = (self.value_and_grad(y + e)[1] - self.value_and_grad(y - e)[1]) / (2.0 * h)
+            if g0 is None:
+                H[:, i] = (self.value_and_grad(y + e)[1] - self.value_and_grad(y - e)[1]) / (2.0 * h)
+            else:
+                H[:, i] = (self.value_and_grad(y + e)[1] - g0) / h
         return 0.5 * (H + H.T)
 
     def precondition(self, y):
@@ -150,7 +166,11 @@ class _Objective:
         return self.to_y(x)
 
     def mode(self, y, cold=False):
-        (_, (u, b, conv)), _ = self._call(y, cold)
+        """(u, β, PIRLS converged) at y (the last evaluation's when it was at y)."""
+        y = np.asarray(y, float)
+        if cold or self.last is None or not np.array_equal(self.last[0], y):
+            self._call(y, cold)
+        u, b, conv = self.last[1]
         return np.asarray(u), np.asarray(b), bool(conv)
 
 
@@ -197,7 +217,7 @@ def _stage(obj: _Objective, x0, layout, gtol, final=True):
     lower = np.concatenate([np.asarray(layout.lower, float), np.full(len(x0) - k, -np.inf)])
     bounds = list(layout.bounds) + [(None, None)] * (len(x0) - k)
     y0 = obj.precondition(obj.to_y(x0))
-    res, nit = _lbfgs(obj, y0, bounds, layout, lower[:k], OPTIONS if final else dict(OPTIONS, ftol=1e-8))
+    res, nit = _lbfgs(obj, y0, bounds, layout, lower[:k], OPTIONS if final else dict(OPTIONS, ftol=STAGE1_FTOL))
     if not final:
         return obj.to_x(res.x), float(res.fun), np.nan, False, nit, str(res.message), ()
     y, f, snapped = _snap(obj, res.x, float(res.fun), lower)
@@ -205,6 +225,86 @@ def _stage(obj: _Objective, x0, layout, gtol, final=True):
     pg = float(np.max(np.abs(np.asarray(projected_gradient(y, g, lower))), initial=0.0))
     ok = bool(np.isfinite(f) and pg <= gtol * max(1.0, abs(f)))
     return obj.to_x(y), f, pg, ok, nit, str(res.message), snapped
+
+
+def _max_projected_gradient(y, g, lower) -> float:
+    return float(np.max(np.abs(np.asarray(projected_gradient(y, g, lower))), initial=0.0))
+
+
+def _quasi_newton(obj: _Objective, y, lower, tol, maxiter=QN_MAXITER):
+    """Projected quasi-Newton steps from a forward-difference Hessian: (y, f, g, iterations, ok).
+
+    The Hessian starts as forward differences of exact gradients at y
+    (n evaluations) and follows Powell-damped BFGS updates; each step is
+    :func:`~lmmjax.fitting.optimize.newton_direction` on the coordinates not
+    held at a bound, clipped to the bounds, with Armijo backtracking. Near
+    the optimum it converges superlinearly where L-BFGS-B from the identity
+    crawls (grouseticks: 29 evaluations of stage 2, then a Newton polish).
+    ``ok``: the projected gradient reached ``tol · max(1, |f|)``.
+    """
+    y = np.asarray(y, float)
+    f, g = obj.value_and_grad(y)
+    if not np.isfinite(f):
+        return y, f, g, 0, False
+    B = obj.hessian(y, g0=g)
+    for it in range(maxiter):
+        if _max_projected_gradient(y, g, lower) <= tol * max(1.0, abs(f)):
+            return y, f, g, it, True
+        step = newton_direction(g, B, free_coordinates(y, g, lower))
+        if step is None:
+            return y, f, g, it, False
+        alpha, fscale = 1.0, max(1.0, abs(f))
+        for _ in range(40):
+            trial = np.maximum(y + alpha * step, lower)
+            ft, gt = obj.value_and_grad(trial)
+            s = trial - y
+            if np.isfinite(ft) and ft <= f + 1e-4 * min(float(g @ s), 0.0):
+                break
+            # at the noise floor (a decrease below the rounding of f), judge the step on the gradient
+            if (np.isfinite(ft) and -(g @ s + 0.5 * s @ B @ s) <= QN_NOISE * fscale
+                    and ft <= f + QN_NOISE * fscale
+                    and _max_projected_gradient(trial, gt, lower) < _max_projected_gradient(y, g, lower)):
+                break
+            alpha *= 0.5
+        else:  # no decrease along the step (the noise floor, or a wrong Hessian)
+            return y, f, g, it, False
+        B = bfgs_update(B, trial - y, gt - g)
+        y, f, g = trial, ft, gt
+    return y, f, g, maxiter, _max_projected_gradient(y, g, lower) <= tol * max(1.0, abs(f))
+
+
+def _stage_newton(obj: _Objective, x0, layout, gtol, tol, final=True):
+    """One stage by :func:`_quasi_newton` (same returns as :func:`_stage`).
+
+    Boundary saddles of θ are probed and escaped as after L-BFGS-B. A final
+    stage snaps tiny variances, takes Newton steps on the Hessian if the
+    quasi-Newton steps stopped short of ``tol``, and falls back to
+    :func:`_stage` (L-BFGS-B) if the gradient test still fails; a start
+    stage (``final=False``) returns where it stopped.
+    """
+    k = layout.size
+    lower = np.concatenate([np.asarray(layout.lower, float), np.full(len(x0) - k, -np.inf)])
+    y, f, g, nit, _ = _quasi_newton(obj, x0, lower, tol)
+    for _ in range(3):
+        escape = boundary_saddle_escape(y[:k], f, layout, lambda th, rest=y[k:]: obj.value(np.concatenate([th, rest])))
+        if escape is None:
+            break
+        y, f, g, more, _ = _quasi_newton(obj, np.concatenate([escape, y[k:]]), lower, tol)
+        nit += more
+    message = "quasi-Newton (BFGS from a finite-difference Hessian of exact gradients)"
+    if not final:
+        return y, f, np.nan, False, nit, message, ()
+    y, f, snapped = _snap(obj, y, f, lower)
+    if snapped:
+        f, g = obj.value_and_grad(y)
+    if np.isfinite(f) and _max_projected_gradient(y, g, lower) > tol * max(1.0, abs(f)):
+        y, f, g = polish(y, obj.value_and_grad, obj.hessian, obj.value, lower, tol)
+        message += ", then Newton steps"
+    pg = _max_projected_gradient(y, g, lower)
+    if np.isfinite(f) and pg <= gtol * max(1.0, abs(f)):
+        return y, f, pg, True, nit, message, snapped
+    x, f, pg, ok, more, message, snapped = _stage(obj, y, layout, gtol)
+    return x, f, pg, ok, nit + more, message + " (L-BFGS-B after quasi-Newton stalled)", snapped
 
 
 def minimize_glmm(data, dims, family, layout, nagq: int = 1, theta0=None, beta0=None,
@@ -245,12 +345,13 @@ def minimize_glmm(data, dims, family, layout, nagq: int = 1, theta0=None, beta0=
         optimizer = "L-BFGS-B (scipy) over θ, β in PIRLS (nAGQ = 0), exact gradients"
     else:
         obj = _Objective(data, dims, family, False, nagq, u, beta)
-        x, f1, pg, ok, nit2, msg, snapped = _stage(obj, np.concatenate([x1, np.asarray(beta)]), layout, gtol)
+        x, f1, pg, ok, nit2, msg, snapped = _stage_newton(obj, np.concatenate([x1, np.asarray(beta)]), layout,
+                                                          gtol, min(gtol, POLISH_GTOL))
         nit += nit2
         evals += obj.evals
         theta = x[: layout.size]
-        optimizer = ("L-BFGS-B (scipy) over θ then (θ, β) (β preconditioned), exact gradients through "
-                     "the mode, then Newton steps (Hessian from differences of exact gradients)")
+        optimizer = ("quasi-Newton over θ then (θ, β): BFGS from a Hessian by differences of exact gradients "
+                     "through the mode, Newton steps if it stops short (L-BFGS-B if they fail)")
     u, beta, pirls_ok = obj.mode(obj.to_y(x))
     status = STOP_GRADIENT if ok else (STOP_NONFINITE if not np.isfinite(f1) else STOP_LINESEARCH)
     opt = OptSummary(theta_start=theta_start, theta=np.asarray(theta, float), deviance=float(f1),

@@ -64,6 +64,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from .bounds import projected_gradient, snap_accepts, snap_candidates
@@ -263,16 +264,20 @@ class _State(NamedTuple):
 
 
 def bfgs_update(H, s, y):
-    """Powell-damped BFGS update of a Hessian approximation (stays positive definite)."""
+    """Powell-damped BFGS update of a Hessian approximation (stays positive definite).
+
+    numpy inputs stay in numpy (the single GLMM fit's host loop); else JAX.
+    """
+    xp = np if all(isinstance(a, np.ndarray) for a in (H, s, y)) else jnp
     Hs = H @ s
-    sHs = jnp.dot(s, Hs)
-    sy = jnp.dot(s, y)
-    phi = jnp.where(sy >= 0.2 * sHs, 1.0, 0.8 * sHs / jnp.where(sHs - sy != 0, sHs - sy, 1.0))
+    sHs = xp.dot(s, Hs)
+    sy = xp.dot(s, y)
+    phi = xp.where(sy >= 0.2 * sHs, 1.0, 0.8 * sHs / xp.where(sHs - sy != 0, sHs - sy, 1.0))
     r = phi * y + (1.0 - phi) * Hs
-    sr = jnp.dot(s, r)
-    ok = (sHs > 0) & (sr > 0) & jnp.all(jnp.isfinite(y))
-    Hn = H - jnp.outer(Hs, Hs) / jnp.where(ok, sHs, 1.0) + jnp.outer(r, r) / jnp.where(ok, sr, 1.0)
-    return jnp.where(ok, Hn, H)
+    sr = xp.dot(s, r)
+    ok = (sHs > 0) & (sr > 0) & xp.all(xp.isfinite(y))
+    Hn = H - xp.outer(Hs, Hs) / xp.where(ok, sHs, 1.0) + xp.outer(r, r) / xp.where(ok, sr, 1.0)
+    return xp.where(ok, Hn, H)
 
 
 def _without_aux(objective):

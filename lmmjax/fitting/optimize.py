@@ -46,6 +46,29 @@ def newton_polish(theta, arrays, dims, lower, gtol=1e-6, max_steps=8):
                   lower, gtol, max_steps)
 
 
+def free_coordinates(x, g, lower):
+    """The coordinates not held at their bound by the gradient (numpy)."""
+    return ~((x <= lower) & (g > 0))
+
+
+def newton_direction(g, H, free):
+    """The step ``−|H|⁻¹ g`` on the ``free`` coordinates (0 elsewhere), or None if H is not finite there.
+
+    ``|H|``: the Hessian's eigenvalues in absolute value, floored at 1e-8 of
+    the largest, so that the step descends wherever H is indefinite.
+    """
+    step = np.zeros_like(g)
+    Hf = np.asarray(H, float)[np.ix_(free, free)]
+    if not np.all(np.isfinite(Hf)):
+        return None
+    if not np.any(free):
+        return step
+    lam, V = np.linalg.eigh(0.5 * (Hf + Hf.T))
+    lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
+    step[free] = -(V / lam) @ (V.T @ g[free])
+    return step
+
+
 def polish(x, value_and_grad, hessian, value, lower, gtol=1e-6, max_steps=8):
     """Newton steps on an exact Hessian until the projected gradient passes ``gtol``.
 
@@ -62,14 +85,9 @@ def polish(x, value_and_grad, hessian, value, lower, gtol=1e-6, max_steps=8):
         pg = np.asarray(projected_gradient(x, g, lower))
         if not np.isfinite(dev) or np.max(np.abs(pg), initial=0.0) <= gtol * max(1.0, abs(dev)):
             break
-        free = ~((x <= lower) & (g > 0))
-        H = np.asarray(hessian(x), float)[np.ix_(free, free)]
-        if not np.all(np.isfinite(H)):
+        step = newton_direction(g, hessian(x), free_coordinates(x, g, lower))
+        if step is None:
             break
-        lam, V = np.linalg.eigh(0.5 * (H + H.T))
-        lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
-        step = np.zeros_like(x)
-        step[free] = -(V / lam) @ (V.T @ g[free])
         for _ in range(30):
             trial = np.maximum(x + step, lower)
             val = value(trial)
