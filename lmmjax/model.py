@@ -349,7 +349,8 @@ def build_model(formula: str, data: pd.DataFrame, reml: bool = True, weights=Non
         w = glm_prior_weights(mf.glm, w, weights_given=weights is not None)
     off = model_offset(offset, data, mf)
     blocks, layout = build_blocks(mf)
-    rows = build_residual_rows(correlation, variance, data, mf.positions, w)
+    factor_codes = {tm.term.factors[0]: (tm.codes, tm.levels) for tm in mf.terms if len(tm.term.factors) == 1}
+    rows = build_residual_rows(correlation, variance, data, mf.positions, w, factor_codes)
     if rows is not None:
         blocks = order_for_residual(blocks, rows)
     structure = build_structure(blocks, mf.X, reml, layout.size, residual=rows)

@@ -121,6 +121,10 @@ def _scipy_objective(arrays, dims, k: int, evals: list):
     return fun
 
 
+#: relative decrease at which a profile step's L-BFGS-B stops: its values only rank grid points
+HELD_FTOL = 1e-8
+
+
 def minimize_held(arrays, dims, layout, theta0, held) -> tuple:
     """L-BFGS-B over θ with the entries where ``held`` is True kept at their ``theta0`` values.
 
@@ -136,7 +140,7 @@ def minimize_held(arrays, dims, layout, theta0, held) -> tuple:
     bounds = [(v, v) if h else b for v, h, b in zip(theta0, held, layout.bounds)]
     with single_threaded_scipy_blas():
         res = so.minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-                          options=dict(maxiter=1000, ftol=1e-10, gtol=1e-7, maxcor=20))
+                          options=dict(maxiter=1000, ftol=HELD_FTOL, gtol=1e-7, maxcor=20))
     return np.asarray(res.x, float), float(res.fun)
 
 

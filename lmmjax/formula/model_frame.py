@@ -285,18 +285,19 @@ def drop_aliased(X: np.ndarray, names: list[str], tol: float = 1e-7):
 
     Returns the kept column indices, as lme4 does (later columns dropped).
     """
-    keep, basis = [], np.zeros((X.shape[0], 0))
-    for j in range(X.shape[1]):
-        col = X[:, j]
+    columns = np.asarray(X, float).T.copy()  # one contiguous row per column
+    keep, basis = [], np.zeros((X.shape[1], X.shape[0]))  # the orthonormal basis, one row per kept column
+    for j, col in enumerate(columns):
         norm = np.linalg.norm(col)
         if norm == 0:
             continue
-        resid = col - basis @ (basis.T @ col)
-        resid = resid - basis @ (basis.T @ resid)
+        B = basis[:len(keep)]
+        resid = col - (B @ col) @ B
+        resid = resid - (B @ resid) @ B
         rnorm = np.linalg.norm(resid)
         if rnorm > tol * norm:
+            basis[len(keep)] = resid / rnorm
             keep.append(j)
-            basis = np.column_stack([basis, resid / rnorm])
     return keep
 
 
@@ -347,7 +348,7 @@ def group_codes(frame: pd.DataFrame, factors: tuple):
         codes, cats = per[0]
         present = np.bincount(codes, minlength=len(cats)) > 0
         if present.all():  # the common case: every level is used
-            return codes.astype(np.int32), [level_label(c) for c in cats]
+            return codes.astype(np.int32), [c if type(c) is str else level_label(c) for c in cats]
     combined = np.zeros(len(frame), dtype=np.int64)
     for codes, cats in per:
         combined = combined * len(cats) + codes

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
+from ..formula.levels import level_codes
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,10 @@ def link_rows(group_codes: np.ndarray, time: np.ndarray, present: np.ndarray):
     n = len(group_codes)
     pred, has_pred, dt = np.arange(n), np.zeros(n, bool), np.ones(n)
     rows = np.nonzero(present)[0]
-    order = rows[np.lexsort((time[rows], group_codes[rows]))]
+    order = rows[np.argsort(group_codes[rows], kind="stable")]  # O(n) when the data come grouped
+    same = group_codes[order[1:]] == group_codes[order[:-1]]
+    if np.any(same & (time[order[1:]] < time[order[:-1]])):  # rows not in time order within their groups
+        order = rows[np.lexsort((time[rows], group_codes[rows]))]
     same = group_codes[order[1:]] == group_codes[order[:-1]]
     later = order[1:][same]
     pred[later] = order[:-1][same]
@@ -271,16 +275,24 @@ def link_rows(group_codes: np.ndarray, time: np.ndarray, present: np.ndarray):
 def _column(data: pd.DataFrame, positions: np.ndarray, name: str, role: str) -> pd.Series:
     if not isinstance(name, str) or name not in data.columns:
         raise ModelSpecError(f"The {role} column {name!r} is not in the data (available: {list(data.columns)}).")
-    col = data[name].iloc[positions]
-    if col.isna().any():
-        raise ModelSpecError(f"The {role} column {name!r} has missing values in {int(col.isna().sum())} "
+    col = data[name]
+    if len(positions) != len(col) or np.any(positions != np.arange(len(col))):
+        col = col.iloc[positions]
+    missing = col.isna().to_numpy()
+    if missing.any():
+        raise ModelSpecError(f"The {role} column {name!r} has missing values in {int(missing.sum())} "
                              "rows the model uses.")
     return col
 
 
 def _codes(col: pd.Series):
-    cat = pd.Categorical(col)
-    return cat.codes.astype(np.int64), [str(c) for c in cat.categories]
+    """(codes, levels as text): the levels sorted (a Categorical's in its order), as ``pd.Categorical``."""
+    try:
+        codes, levels = level_codes(col)  # hashing, then sorting the distinct values only
+    except TypeError:  # values that do not sort together (mixed types): pandas' ordering
+        cat = pd.Categorical(col)
+        codes, levels = cat.codes, list(cat.categories)
+    return np.asarray(codes, np.int64), [str(c) for c in levels]
 
 
 def _times(correlation, data, positions, group_codes) -> np.ndarray:
@@ -315,8 +327,12 @@ def _times(correlation, data, positions, group_codes) -> np.ndarray:
 
 
 def build_residual_rows(correlation, variance, data: pd.DataFrame, positions: np.ndarray,
-                        weights: np.ndarray) -> ResidualRows | None:
-    """Checked :class:`ResidualRows` for the model frame's rows (``positions`` in ``data``), or None."""
+                        weights: np.ndarray, factor_codes: dict | None = None) -> ResidualRows | None:
+    """Checked :class:`ResidualRows` for the model frame's rows (``positions`` in ``data``), or None.
+
+    ``factor_codes``: {column: (codes, levels)} of the model's grouping factors on those rows;
+    an AR group among them is not coded (nor checked for missing values) a second time.
+    """
     correlation, variance = parse_correlation(correlation), parse_variance(variance)
     if correlation is None and variance is None:
         return None
@@ -324,7 +340,11 @@ def build_residual_rows(correlation, variance, data: pd.DataFrame, positions: np
     group_codes, group_levels = np.zeros(n, np.int64), []
     time = np.zeros(n)
     if correlation is not None:
-        group_codes, group_levels = _codes(_column(data, positions, correlation.group, "group"))
+        known = (factor_codes or {}).get(correlation.group) if isinstance(correlation.group, str) else None
+        if known is not None:
+            group_codes, group_levels = np.asarray(known[0], np.int64), [str(c) for c in known[1]]
+        else:
+            group_codes, group_levels = _codes(_column(data, positions, correlation.group, "group"))
         time = _times(correlation, data, positions, group_codes)
     var_codes, var_levels = np.zeros(n, np.int64), []
     if variance is not None:
