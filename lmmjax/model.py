@@ -213,7 +213,9 @@ class Model:
         return replace(model, arrays=model.values())
 
     def with_schur(self, schur: str) -> "Model":
-        """The same model with a dense Schur update done as "pairs" or "matmul".
+        """The same model with its later blocks of another kind: a dense Schur update done as
+        "pairs" or "matmul", the "tiled" kind, or the "iterative" kind (S never formed: CG
+        solves, a stochastic Lanczos log-determinant; :mod:`lmmjax.structure.iterative`).
 
         The batched Satterthwaite derivatives (second order, vmapped) compile
         far faster through the pair scatter than through the matmul form.
