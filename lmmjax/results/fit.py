@@ -144,14 +144,28 @@ class LmerFit(FitAccessors):
 
         Parameters
         ----------
-        kind : {"response", "pearson"}
+        kind : {"response", "pearson", "normalized"}
             Pearson residuals are √wᵢ (yᵢ − ŷᵢ) / σ̂ (wᵢ the prior weights),
             divided by the row's SD ratio with ``variance=VarIdent(...)``
             (nlme's ``type="pearson"``; not decorrelated under AR(1)).
+            Normalized residuals are the Pearson residuals pre-multiplied by
+            the inverse Cholesky factor of the within-group residual
+            correlation (nlme's ``type="normalized"``): under AR(1)/CAR(1), in
+            time order within a group, ``(eₜ − ρₜ eₜ₋₁) / √(1 − ρₜ²)`` with
+            ``ρₜ = φ^Δt`` (a group's first row unchanged), about independent
+            N(0, 1) when the model holds. Without a residual correlation they
+            equal the Pearson residuals.
         scaled : bool
             Same as ``kind="pearson"`` (lme4's ``resid(m, scaled=TRUE)``).
+
+        Examples
+        --------
+        >>> fit = lmm.lmer("weight ~ Time * Diet + (Time | Rat)", bw, correlation=lmm.AR1(group="Rat"))  # doctest: +SKIP
+        >>> e = fit.residuals("normalized")  # doctest: +SKIP
         """
         r = self.model.y - self.fitted
+        if kind == "normalized" and not scaled:
+            return self.model.whitening(self.theta) @ r / self.sigma  # P Σ Pᵀ = σ² I (I·√w without a structure)
         if kind == "pearson" or scaled:
             w = self.model.weights
             rows = self.model.residual
@@ -160,7 +174,7 @@ class LmerFit(FitAccessors):
                 w = w / ratios[rows.var_codes] ** 2
             return r * np.sqrt(w) / self.sigma
         if kind != "response":
-            raise ModelSpecError(f"Unknown residual kind {kind!r}; use 'response' or 'pearson'.")
+            raise ModelSpecError(f"Unknown residual kind {kind!r}; use 'response', 'pearson' or 'normalized'.")
         return r
 
     def predict(self, newdata: pd.DataFrame | None = None, re_form=None) -> np.ndarray:
