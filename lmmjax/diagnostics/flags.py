@@ -32,7 +32,8 @@ code                        rule
 ``residual_autocorrelation`` lag-1 autocorrelation of the within-group residuals in
                             time order ≥ 0.25 with p < 0.01 (time column given to
                             ``check(time=)``, or a predictor named like a time with
-                            distinct values within a grouping factor's levels)
+                            distinct values within a grouping factor's levels); with
+                            an AR(1)/CAR(1) structure, of its normalized residuals
 ``dropped_columns``         (note) fixed-effect columns dropped as collinear
 ==========================  ==========================================================
 """
@@ -49,6 +50,7 @@ from scipy import stats
 
 from ..errors import ModelSpecError
 from ..formula.model_frame import rank_deficiency_message
+from ..structure.residual import CAR1
 from ..results.varcorr import term_covariances
 from .information import curvature, variance_component_uncertainty
 
@@ -518,12 +520,13 @@ def residual_autocorrelation(fit, time: str | None = None) -> list:
     at least 0.25 with p < 0.01 (normal approximation, r·√m for m pairs). The
     guide's "forgetting about temporal autocorrelation": sleepstudy with only
     a random intercept gives 0.41 (an AR(1) refit raises the REML
-    log-likelihood by 25), with a random slope 0.12. Skipped when the model
-    already has a residual correlation.
+    log-likelihood by 25), with a random slope 0.12. A model with an AR(1)
+    or CAR(1) residual correlation is checked on its normalized residuals
+    instead (:func:`remaining_autocorrelation`).
     """
     rows = fit.model.residual
     if rows is not None and rows.correlation is not None:
-        return []
+        return remaining_autocorrelation(fit)
     t, g = _time_and_group(fit, time)
     if t is None:
         return []
@@ -550,6 +553,41 @@ def residual_autocorrelation(fit, time: str | None = None) -> list:
         f"Refit with {suggestion} and compare the fits with lmm.anova(fit, fit_ar1); if the data "
         "prefer it, report the residual covariance structure. A random slope of "
         f"'{t}' can absorb part of this too.",
+    )]
+
+
+def remaining_autocorrelation(fit) -> list:
+    """Lag-1 autocorrelation left in the normalized residuals of a fit with an AR(1)/CAR(1) structure.
+
+    The normalized residuals (``fit.residuals("normalized")``) are decorrelated
+    by the fitted structure; consecutive ones within an AR group (in its time
+    order) should be uncorrelated. Flagged with the rule of
+    :func:`residual_autocorrelation` (r ≥ 0.25, p < 0.01): the structure does
+    not capture the serial dependence (e.g. a second-order process: AR(2)
+    data with coefficients 1.2 and −0.6 leave r = 0.40 after an AR(1) fit).
+    Sleepstudy with a random intercept and AR(1) leaves −0.11.
+    """
+    rows = fit.model.residual
+    linked = rows.has_pred & (fit.model.weights > 0)
+    e = fit.residuals("normalized")
+    a, b = e[linked], e[rows.pred[linked]]
+    if len(a) < 10 or np.std(a) == 0 or np.std(b) == 0:
+        return []
+    r = float(np.corrcoef(a, b)[0, 1])
+    p = float(stats.norm.sf(r * np.sqrt(len(a))))
+    if not (r >= AUTOCORRELATION_MIN and p < AUTOCORRELATION_ALPHA):
+        return []
+    g = rows.correlation.group
+    kind = "CAR(1)" if isinstance(rows.correlation, CAR1) else "AR(1)"
+    return [RedFlag(
+        "residual_autocorrelation",
+        f"The normalized residuals (decorrelated by the fitted {kind} within '{g}') are still "
+        f"autocorrelated: the lag-1 correlation of consecutive ones is {r:.2f} (p = {p:.2g}, {len(a)} "
+        f"pairs). The {kind} structure does not capture the serial dependence, so standard errors "
+        "and p-values of the fixed effects can still be off.",
+        "Check the time order of the rows within each group (or give the time column); a random "
+        "slope of time, or a time trend in the fixed effects, can take up slow dependence the "
+        f"{kind} misses.",
     )]
 
 

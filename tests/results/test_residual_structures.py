@@ -9,6 +9,7 @@ machine), so only a few cases run by default; the rest are marked slow.
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import lmmjax as lmm
@@ -209,6 +210,25 @@ def test_check_flags_residual_autocorrelation():
     assert not [f for f in _ss_ar1().check() if f.code == "residual_autocorrelation"]
     with pytest.raises(ModelSpecError, match="check\\(time='Nope'\\)"):
         plain.check(time="Nope")
+
+
+def test_check_flags_autocorrelation_left_by_the_ar1_structure():
+    """An AR(2) process (coefficients 1.2, −0.6) fitted with AR(1): the normalized residuals keep a
+    lag-1 correlation of 0.40, which check() flags; sleepstudy's AR(1) fit leaves −0.11 (no flag)."""
+    rng = np.random.default_rng(3)
+    S, V = 60, 12
+    e = np.zeros((S, V + 20))
+    for t in range(2, V + 20):
+        e[:, t] = 1.2 * e[:, t - 1] - 0.6 * e[:, t - 2] + rng.normal(size=S)
+    df = pd.DataFrame({"s": np.repeat(np.arange(S), V).astype(str), "t": np.tile(np.arange(V), S)})
+    df["y"] = 1 + 0.1 * df["t"] + rng.normal(size=S)[np.repeat(np.arange(S), V)] + e[:, 20:].ravel()
+    fit = lmm.lmer("y ~ t + (1 | s)", df, correlation=lmm.AR1(group="s", time="t"))
+    flags = [f for f in fit.check() if f.code == "residual_autocorrelation"]
+    assert len(flags) == 1 and "normalized residuals" in flags[0].message
+    assert "decorrelated by the fitted AR(1) within 's'" in flags[0].message
+    r = float(flags[0].message.split("consecutive ones is ")[1].split(" ")[0])
+    assert 0.3 < r < 0.5
+    assert not [f for f in _ss_ar1().check() if f.code == "residual_autocorrelation"]
 
 
 def test_simulated_residuals_have_the_fitted_autocorrelation():
