@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import lmmjax as lmm
 from lmmjax.errors import ModelSpecError
 from lmmjax.lmer import fit_model
 from lmmjax.model import build_model
@@ -103,6 +104,10 @@ def test_iterative_kind_refuses_what_it_does_not_support(model, fits):
         fits["iterative"].ranef_condvar
     with pytest.raises(ValueError, match="schur must be .*'iterative'"):
         choose_kind(model.blocks, "cg")
+    ar1 = build_model("y ~ 1 + (1 | a) + (1 | b)", d.assign(t=d.groupby("a").cumcount()),
+                      correlation=lmm.AR1(group="a", time="t"))
+    with pytest.raises(ModelSpecError, match="does not support residual correlation"):
+        ar1.with_schur("iterative")
 
 
 def test_iterative_kind_chosen_by_name_or_when_dense_does_not_fit(model, monkeypatch):
