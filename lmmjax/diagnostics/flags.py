@@ -493,6 +493,16 @@ _TIME_WORDS = {"day", "days", "time", "week", "weeks", "month", "months", "year"
                "session", "occasion", "wave", "hour", "hours", "minute", "minutes", "trial"}
 
 
+def _lag_one(a, b) -> tuple:
+    """(r, p) of the pairs (a, b) when r ≥ AUTOCORRELATION_MIN with one-sided p < AUTOCORRELATION_ALPHA
+    (normal approximation, r·√m for m pairs), else (None, None)."""
+    if len(a) < 10 or np.std(a) == 0 or np.std(b) == 0:
+        return None, None
+    r = float(np.corrcoef(a, b)[0, 1])
+    p = float(stats.norm.sf(r * np.sqrt(len(a))))
+    return (r, p) if r >= AUTOCORRELATION_MIN and p < AUTOCORRELATION_ALPHA else (None, None)
+
+
 def _time_and_group(fit, time):
     """(time column, grouping factor) for the autocorrelation check, or (None, None)."""
     data = fit.model.frame.data
@@ -535,11 +545,8 @@ def residual_autocorrelation(fit, time: str | None = None) -> list:
                        "e": fit.residuals("pearson")})[fit.model.weights > 0].sort_values(["g", "t"])
     same = df["g"].to_numpy()[1:] == df["g"].to_numpy()[:-1]
     a, b = df["e"].to_numpy()[1:][same], df["e"].to_numpy()[:-1][same]
-    if len(a) < 10 or np.std(a) == 0 or np.std(b) == 0:
-        return []
-    r = float(np.corrcoef(a, b)[0, 1])
-    p = float(stats.norm.sf(r * np.sqrt(len(a))))
-    if not (r >= AUTOCORRELATION_MIN and p < AUTOCORRELATION_ALPHA):
+    r, p = _lag_one(a, b)
+    if r is None:
         return []
     integer = bool(np.all(df["t"] == np.round(df["t"])))
     suggestion = (f"correlation=lmm.AR1(group={g!r}, time={t!r})" if integer
@@ -571,11 +578,8 @@ def remaining_autocorrelation(fit) -> list:
     linked = rows.has_pred & (fit.model.weights > 0)
     e = fit.residuals("normalized")
     a, b = e[linked], e[rows.pred[linked]]
-    if len(a) < 10 or np.std(a) == 0 or np.std(b) == 0:
-        return []
-    r = float(np.corrcoef(a, b)[0, 1])
-    p = float(stats.norm.sf(r * np.sqrt(len(a))))
-    if not (r >= AUTOCORRELATION_MIN and p < AUTOCORRELATION_ALPHA):
+    r, p = _lag_one(a, b)
+    if r is None:
         return []
     g = rows.correlation.group
     kind = "CAR(1)" if isinstance(rows.correlation, CAR1) else "AR(1)"
