@@ -122,10 +122,12 @@ def main():
             "an evaluation combines them with weights in φ (no pass over the rows); building the simulated "
             f"model (`build_model`: formula, pattern, row links and those sets) takes {py['big_build']:.2f} s of "
             "its warm time. "
-            "The fits include lmmjax's search for the start in φ "
-            "(the deviance minimised with φ held at each of 11 grid values, then full searches from the best "
-            "grid point and from the usual start; L-BFGS-B runs with scipy's OpenBLAS on one thread, "
-            "fitting/blas_threads.py). nlme: median of 5 fits, default lmeControl; one fit "
+            "The fits include lmmjax's profile of the deviance over a grid of φ (fitting/phi_profile.py): "
+            "Ovary and BodyWeight minimise it at 11 grid values in one vmapped trust-region Newton run, then "
+            "search from the best grid point; the simulated design searches from the usual start, continues "
+            "the profile at 6 grid values from that optimum, and searches again only if a grid point is "
+            "better (L-BFGS-B runs with scipy's OpenBLAS on one thread, fitting/blas_threads.py). "
+            "nlme: median of 5 fits, default lmeControl; one fit "
             f"of the simulated design. Load average at the start of the run: {load:.1f} on 2 cores "
             "(a shared machine: timings are noisy).\n")
     write_section("residual_speed", text)
