@@ -76,7 +76,10 @@ def _sets(raw, dims, columns) -> list:
 
 
 def _stacked(sums: list) -> dict:
-    return {PREFIX + k: jnp.stack([s[k] for s in sums]) for k in sums[0]}
+    """The sets' sums, the set index last: an evaluation's weighted sum over the sets is then a
+    contiguous matrix-vector product (set index first, XLA copied every set array to transpose it,
+    in the value and again in the gradient)."""
+    return {PREFIX + k: jnp.stack([s[k] for s in sums], axis=-1) for k in sums[0]}
 
 
 def _scaled_x(raw):
@@ -148,7 +151,7 @@ def lag_products(params, arrays, dims) -> dict:
     rdims = dims.residual
     phi = phi_from(params[rdims.start], rdims.correlation)
     coef, rho = set_coefficients(phi, arrays["lag_steps"], rdims.correlation)
-    combined = {k: jnp.tensordot(coef, arrays[PREFIX + k], axes=1) for k in DESIGN_SUMS + RESPONSE_SUMS
+    combined = {k: jnp.tensordot(arrays[PREFIX + k], coef, axes=1) for k in DESIGN_SUMS + RESPONSE_SUMS
                 if PREFIX + k in arrays}
     design = {k: combined[k] for k in DESIGN_SUMS if k in combined}
     design.update(Axx=padded_columns_diagonal(design["Axx"], arrays), x_map=arrays["lag_x_map"],
