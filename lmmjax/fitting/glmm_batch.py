@@ -60,7 +60,7 @@ def _fit_one(y, x0, lower, mates, C, H0, beta_hat, u_hat, data, dims, family, na
 
     def objective(x, u):
         beta = beta_hat + C @ x[k:]
-        dev, (u_new, _, _) = glmm_objective(x[:k], beta, u, beta_hat, no, no, d, dims, family, nagq, 1)
+        dev, (u_new, *_) = glmm_objective(x[:k], beta, u, beta_hat, no, no, d, dims, family, nagq, 1)
         return dev, u_new
 
     u0, b0, _, _, ok = pirls(x0[:k], beta_hat, u_hat, beta_hat, d, dims, family, jnp.bool_(True), no)

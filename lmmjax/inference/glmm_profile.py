@@ -224,7 +224,7 @@ class GlmmProfiler(_Profiler):
         x, beta = v[: self.n_x], v[self.n_x:]
         s = assemble_np(x, Focal(-1, self.n_x, False, self.focal.perms), 0.0, setup.inner)
         theta = sdcor_to_varpar_np(s, setup.layout)[:-1]
-        (val, (u, _, _)), (g_theta, g_beta) = value_and_grad_jit(
+        (val, (u, *_)), (g_theta, g_beta) = value_and_grad_jit(
             theta, beta, self.u, beta, np.bool_(False), np.bool_(False), setup.data, fit.model.dims,
             fit.family, fit.nagq, 1)
         val = float(val)

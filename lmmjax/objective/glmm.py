@@ -191,7 +191,8 @@ def implicit_newton_step(theta, beta, u, b, data, dims, family, joint):
     multiply G = 0), without differentiating a factorization — the reverse
     pass is two more solves with the kept factor and O(rows) work. Second
     derivatives need H's derivative: :func:`mode_with_derivatives` with two
-    steps takes full ones.
+    steps takes full ones. Returns (u, β, 2 × the factor's β block of the
+    [X y] Schur complement).
     """
     sg = lax.stop_gradient
     theta0, u = sg(theta), sg(u)
@@ -213,24 +214,28 @@ def implicit_newton_step(theta, beta, u, b, data, dims, family, joint):
     s_b = jnp.where(joint, jnp.linalg.solve(f.SXX[: dims.p, : dims.p], r_b), 0.0)
     _, z_t = jax.vjp(lambda v: z_lambda_times(theta0, v, data, dims), u)
     s_u = t - m_solve(z_t(w * (X @ s_b))[0])
-    return u - s_u, point - s_b
+    return u - s_u, point - s_b, 2.0 * f.SXX[: dims.p, : dims.p]
 
 
 def mode_with_derivatives(theta, beta, u0, beta0, data, dims, family, joint, cold, newton_steps):
-    """(u, β, converged): the mode, then ``newton_steps`` differentiable exact Newton steps.
+    """(u, β, converged, H_ββ): the mode, then ``newton_steps`` differentiable exact Newton steps.
 
     One step (first derivatives) is :func:`implicit_newton_step`; with more,
-    every step is differentiated in full (second derivatives).
+    every step is differentiated in full (second derivatives). H_ββ (NaN
+    with more steps) is the step's 2·(X'WX − X'WZΛ M⁻¹ Λ'Z'WX): the
+    Hessian in β of the penalised deviance with u profiled out, that of the
+    Laplace objective but for log|L|'s curvature (a start for quasi-Newton
+    updates, :func:`lmmjax.fitting.glmm._quasi_newton`).
     """
     u, b, _, _, conv = pirls(theta, beta, u0, beta0, data, dims, family, joint, cold)
     b = jnp.where(joint, b, beta)
     if newton_steps == 1:
-        u, b = implicit_newton_step(theta, beta, u, b, data, dims, family, joint)
-        return u, b, conv
+        u, b, h_bb = implicit_newton_step(theta, beta, u, b, data, dims, family, joint)
+        return u, b, conv, h_bb
     for _ in range(newton_steps):
         eta = linear_predictor(theta, u, b, data, dims)
         u, b = pls_solve(theta, eta, beta, data, dims, family, joint, True)
-    return u, b, conv
+    return u, b, conv, jnp.full((dims.p, dims.p), jnp.nan, u.dtype)
 
 
 def laplace_deviance(theta, u, beta, data, dims, family):
@@ -287,14 +292,14 @@ def glmm_objective(theta, beta, u0, beta0, joint, cold, data, dims, family, nagq
 
     ``joint`` and ``cold`` are traced booleans, so both stages and the first
     (cold) evaluation share one compiled program. Returns
-    (deviance, (u, β, converged)).
+    (deviance, (u, β, converged, H_ββ)) (see :func:`mode_with_derivatives`).
     """
-    u, b, conv = mode_with_derivatives(theta, beta, u0, beta0, data, dims, family, joint, cold, newton_steps)
+    u, b, conv, h_bb = mode_with_derivatives(theta, beta, u0, beta0, data, dims, family, joint, cold, newton_steps)
     if nagq > 1:
         dev = agq_deviance(theta, u, b, data, dims, family, nagq)
     else:
         dev = laplace_deviance(theta, u, b, data, dims, family)
-    return dev, (lax.stop_gradient(u), lax.stop_gradient(b), conv)
+    return dev, (lax.stop_gradient(u), lax.stop_gradient(b), conv, lax.stop_gradient(h_bb))
 
 
 _STATIC = (7, 8, 9, 10)  # dims, family, nagq, newton_steps
@@ -306,7 +311,7 @@ def _objective_x(x, u0, beta0, joint, data, dims, family, nagq, newton_steps=2):
     return glmm_objective(x[:k], x[k:], u0, beta0, joint, False, data, dims, family, nagq, newton_steps)[0]
 
 
-#: ((deviance, (u, β, converged)), (∂/∂θ, ∂/∂β)): the one program of the search.
+#: ((deviance, (u, β, converged, H_ββ)), (∂/∂θ, ∂/∂β)): the one program of the search.
 value_and_grad_jit = jax.jit(jax.value_and_grad(glmm_objective, argnums=(0, 1), has_aux=True),
                              static_argnums=_STATIC)
 #: Exact Hessian in x = (θ, β), two Newton steps from the mode (β̂ from PIRLS when ``joint``).
