@@ -52,6 +52,14 @@ jax.config.update("jax_enable_x64", True)
 PIRLS_MAXIT = 60
 PIRLS_HALVINGS = 20
 PIRLS_STEP_TOL = 1e-10  # converged when the largest change of (u, β) is below this (relative)
+#: Padded rows from which the large-data route is taken: PIRLS by :func:`pirls_chord` here, and
+#: the outer search's own shortcuts (:mod:`lmmjax.fitting.glmm`).
+LARGE_ROWS = 250_000
+
+
+def large_rows(data) -> bool:
+    """True for at least :data:`LARGE_ROWS` padded rows (static: the arrays' shape)."""
+    return data["y"].shape[0] >= LARGE_ROWS
 
 
 def linear_predictor(theta, u, beta, data, dims):
@@ -179,6 +187,27 @@ def half_gradient(theta, u, beta, data, dims, family):
     return z_t(g)[0] + u, data["X"].T @ g
 
 
+def hessian_solve(theta, f, w, r_u, r_b, data, dims, joint):
+    """(s_u, s_β) = H⁻¹ (r_u, r_β), H the Hessian of ½·PDEV in u (and β when ``joint``, a traced
+    bool; else s_β = 0) at row weights ``w``, from their kept factor ``f``.
+
+    u is eliminated first: s_β solves the factor's β block of the [X y]
+    Schur complement (X'WX − X'WZΛ M⁻¹ Λ'Z'WX), then s_u = M⁻¹(r_u − Λ'Z'WX s_β),
+    M = Λ'Z'WZΛ + I. Two solves with M, O(rows) work besides.
+    """
+    n1 = dims.l1 * dims.p1
+
+    def m_solve(c):  # M⁻¹ c
+        return solve_penalized(theta, f, data, w, c[:n1].reshape(dims.l1, dims.p1), c[n1:], dims)
+
+    t = m_solve(r_u)
+    X = data["X"]
+    r_b = jnp.where(joint, r_b - X.T @ (w * z_lambda_times(theta, t, data, dims)), 0.0)
+    s_b = jnp.where(joint, jnp.linalg.solve(f.SXX[: dims.p, : dims.p], r_b), 0.0)
+    _, z_t = jax.vjp(lambda v: z_lambda_times(theta, v, data, dims), t)
+    return t - m_solve(z_t(w * (X @ s_b))[0]), s_b
+
+
 def implicit_newton_step(theta, beta, u, b, data, dims, family, joint):
     """One exact Newton step on the penalised deviance from the mode (u, b), its Hessian held fixed.
 
@@ -200,21 +229,78 @@ def implicit_newton_step(theta, beta, u, b, data, dims, family, joint):
     w, z = working_values(linear_predictor(theta0, u, sg(point), data, dims), data, family, True)
     f = jax.tree_util.tree_map(sg, factorize(theta0, {**data, **cross_products(data, w, z, data["offset"], dims)},
                                              dims, True))
-    w = sg(w)
     g_u, g_b = half_gradient(theta, u, point, data, dims, family)
-    n1 = dims.l1 * dims.p1
-
-    def m_solve(c):  # (Λ'Z'WZΛ + I)⁻¹ c
-        return solve_penalized(theta0, f, data, w, c[:n1].reshape(dims.l1, dims.p1), c[n1:], dims)
-
-    t = m_solve(g_u)
-    X = data["X"]
-    # joint: eliminate u; the β block's Schur complement is the factor's X'WX − X'WZΛ M⁻¹ Λ'Z'WX
-    r_b = jnp.where(joint, g_b - X.T @ (w * z_lambda_times(theta0, t, data, dims)), 0.0)
-    s_b = jnp.where(joint, jnp.linalg.solve(f.SXX[: dims.p, : dims.p], r_b), 0.0)
-    _, z_t = jax.vjp(lambda v: z_lambda_times(theta0, v, data, dims), u)
-    s_u = t - m_solve(z_t(w * (X @ s_b))[0])
+    s_u, s_b = hessian_solve(theta0, f, sg(w), g_u, g_b, data, dims, joint)
     return u - s_u, point - s_b, 2.0 * f.SXX[: dims.p, : dims.p]
+
+
+def pirls_chord(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: int = 2 * PIRLS_MAXIT):
+    """:func:`pirls` for large data: Newton steps on a factor kept while it serves (a chord method).
+
+    The factorization (the Schur complement of the later blocks: seconds on
+    1e6 crossed rows) is redone only on the first iteration and after a
+    step that shrank the last one less than tenfold or needed halving; the
+    steps in between are ``(u, β) − H₀⁻¹ G(u, β)`` with G = ½ ∇PDEV exact
+    and H₀ the kept factor's (:func:`hessian_solve`, O(rows)). Near the
+    mode the factor's weights hardly change, so the steps contract fast.
+    Same stopping rule, step halving and returns as :func:`pirls`; the
+    first iteration of a cold start is lme4's (the weighted least-squares
+    solution from η = g(initialize(y))).
+    """
+    theta, beta, u0, beta0 = (lax.stop_gradient(a) for a in (theta, beta, u0, beta0))
+    b_start = jnp.where(joint, beta0, beta)
+    eta_cold = start_eta(data, family)
+
+    def pdev(u, b):
+        return penalized_deviance(theta, u, b, data, dims, family)
+
+    def factor_at(eta):
+        w, z = working_values(eta, data, family, False)
+        arrays = {**data, **cross_products(data, w, z, data["offset"], dims)}
+        f = factorize(theta, arrays, dims, True)
+        b = jnp.where(joint, estimates_from_factor(f, dims).beta, beta)
+        return f, w, solve_modes(theta, f, arrays, w, arrays["xy_map"] @ jnp.append(-b, 1.0), dims), b
+
+    def cond(s):
+        return (s[3] < maxit) & ~s[4]
+
+    def body(s):
+        u, b, old, it, _, f, w, refactor, last = s
+        first = it == 0
+        eta = jnp.where(cold & first, eta_cold, linear_predictor(theta, u, b, data, dims))
+        f, w, u_ls, b_ls = lax.cond(first | refactor, factor_at, lambda e: (f, w, u, b), eta)
+        g_u, g_b = half_gradient(theta, u, b, data, dims, family)
+        s_u, s_b = hessian_solve(theta, f, w, g_u, g_b, data, dims, joint)
+        lme4_start = cold & first
+        un = jnp.where(lme4_start, u_ls, u - s_u)
+        bn = jnp.where(lme4_start, b_ls, jnp.where(joint, b - s_b, beta))
+
+        def halve_cond(h):  # as pirls
+            rose = ~(h[2] <= h[4] + 1e-13 * jnp.abs(h[4]))
+            return (h[3] <= 0) | ((h[3] <= PIRLS_HALVINGS) & rose)
+
+        def halve(h):
+            uh, bh, _, count, ref = h
+            first_pass = count == 0
+            uh = jnp.where(count < 0, u, jnp.where(first_pass, un, 0.5 * (u + uh)))
+            bh = jnp.where(count < 0, b, jnp.where(first_pass, bn, 0.5 * (b + bh)))
+            val = pdev(uh, bh)
+            return uh, bh, val, count + 1, jnp.where(count < 0, val, ref)
+
+        warm_start = first & ~cold
+        un, bn, new, count, old = lax.while_loop(
+            halve_cond, halve, (un, bn, old, jnp.where(warm_start, -1, 0), old))
+        scale = 1.0 + jnp.maximum(jnp.max(jnp.abs(un), initial=0.0), jnp.max(jnp.abs(bn), initial=0.0))
+        step = jnp.maximum(jnp.max(jnp.abs(un - u), initial=0.0), jnp.max(jnp.abs(bn - b), initial=0.0))
+        flat = jnp.abs(old - new) <= 1e-14 * jnp.abs(new)
+        done = (step <= PIRLS_STEP_TOL * scale) | (flat & (step <= 1e-7 * scale))
+        slow = lme4_start | (step > 0.1 * last) | (count > 1)  # the kept factor no longer serves
+        return un, bn, new, it + 1, done, f, w, slow, jnp.where(lme4_start, jnp.inf, step)
+
+    f0, w0, _, _ = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(factor_at, eta_cold))
+    start = (u0, b_start, jnp.asarray(jnp.inf, u0.dtype), jnp.zeros((), jnp.int32), jnp.zeros((), bool),
+             f0, w0, jnp.zeros((), bool), jnp.asarray(jnp.inf, u0.dtype))
+    return lax.while_loop(cond, body, start)[:5]
 
 
 def mode_with_derivatives(theta, beta, u0, beta0, data, dims, family, joint, cold, newton_steps):
@@ -227,7 +313,8 @@ def mode_with_derivatives(theta, beta, u0, beta0, data, dims, family, joint, col
     Laplace objective but for log|L|'s curvature (a start for quasi-Newton
     updates, :func:`lmmjax.fitting.glmm._quasi_newton`).
     """
-    u, b, _, _, conv = pirls(theta, beta, u0, beta0, data, dims, family, joint, cold)
+    search = pirls_chord if large_rows(data) else pirls
+    u, b, _, _, conv = search(theta, beta, u0, beta0, data, dims, family, joint, cold)
     b = jnp.where(joint, b, beta)
     if newton_steps == 1:
         u, b, h_bb = implicit_newton_step(theta, beta, u, b, data, dims, family, joint)
