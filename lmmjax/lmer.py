@@ -65,7 +65,9 @@ def _minimize_from(model: Model, start, restarts: bool):
         return minimize_deviance(*args, theta0=start)
     note = " (started from the best point of a profile over a grid of phi values)"
     if use_batched(model):
-        best = min(profile_batched(args[0], model, start), key=lambda r: r[1])[0]
+        best, best_dev = min(profile_batched(args[0], model, start), key=lambda r: r[1])
+        if not np.isfinite(best_dev):  # no grid point could be evaluated: the usual start
+            return minimize_deviance(*args, theta0=start)
         opt = minimize_deviance(*args, theta0=best)
         return replace(opt, theta_start=np.asarray(start, float), message=opt.message + note)
     opt = minimize_deviance(*args, theta0=start)
