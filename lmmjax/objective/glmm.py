@@ -30,7 +30,13 @@ links) are taken from it with gradients on. At the root the Newton map has
 zero derivative in u, so one step carries the implicit-function-theorem
 derivative du*/d(θ, β) exactly; two steps carry the exact second
 derivatives (used for the Hessian, hence the standard errors). Nothing of
-the PIRLS loop itself is differentiated.
+the PIRLS loop itself is differentiated. The one step of first derivatives
+holds its Hessian fixed (:func:`implicit_newton_step`): the same
+derivative without differentiating a factorization.
+
+Large data (:data:`LARGE_ROWS` padded rows and more) finds the mode by
+:func:`pirls_chord`, which refactors only when the kept factor stops
+serving.
 """
 from __future__ import annotations
 
