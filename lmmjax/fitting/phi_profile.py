@@ -4,7 +4,7 @@ The likelihood in φ can have two optima (BodyWeight with ``(Time | Rat)``:
 φ = 0.53, the optimum nlme reaches, and φ = 0.989, 1.84 log-likelihood
 units lower), and which one a single L-BFGS-B search reaches turns on
 rounding. The profile — the deviance minimised over the other parameters
-with φ held at each grid value (:data:`lmmjax.fitting.start.AR1_PHI_GRID`)
+with φ held at each grid value (:data:`AR1_PHI_GRID`)
 — does not depend on the search path when each inner search reaches its
 minimum, so the full search starts from its best point. Two ways to
 compute it, chosen by the cost of one evaluation (:func:`use_batched`):
@@ -14,11 +14,12 @@ compute it, chosen by the cost of one evaluation (:func:`use_batched`):
   run of the bound-constrained trust-region Newton method
   (:func:`lmmjax.fitting.newton.minimize_theta`). Its column reflections and
   saddle checks keep the inner searches off the false minima that the bound
-  on a diagonal of T makes (an L-BFGS-B inner search on BodyWeight stopped
-  there at 7 of 11 grid points, up to 23 units of deviance above the
-  profile). BodyWeight: 8 ms warm for the grid, against ~85 ms for 11
-  L-BFGS-B searches; compiled once per model structure (a few seconds,
-  kept on disk by :func:`lmmjax.program_cache.cached_jit`).
+  on a diagonal of T makes (L-BFGS-B inner searches on BodyWeight stopped
+  there, with the slope's diagonal at 0, at 6 of 11 grid points, up to 39
+  units of deviance above the profile; the old grid chose its start by
+  luck). BodyWeight: 8 ms warm for the grid, against ~85 ms for 11
+  L-BFGS-B searches; compiled once per model structure (a few seconds of
+  a first call, kept on disk by :func:`lmmjax.program_cache.cached_jit`).
 - :func:`profile_sequential`, for large models (the time is arithmetic and
   eleven lanes cost eleven times one) and row-whitening engines: L-BFGS-B
   per grid point, in a continuation from the full search's optimum
