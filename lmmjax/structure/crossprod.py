@@ -72,7 +72,8 @@ def build_structure(blocks: list, X: np.ndarray, reml: bool, n_theta: int, schur
     >>> structure = build_structure(blocks, mf.X, reml=True, n_theta=layout.size)  # doctest: +SKIP
     """
     doubled = residual is not None and not all(residual.constant_within_groups(b.codes) for b in blocks[1:])
-    kind = choose_kind(blocks, schur, allow_nested=not doubled) if isinstance(schur, str) else schur
+    kind = (choose_kind(blocks, schur, allow_nested=not doubled, allow_iterative=residual is None)
+            if isinstance(schur, str) else schur)
     if hasattr(kind, "check_structure"):  # a kind that supports only some designs refuses the others
         kind.check_structure(blocks, residual)
     b1 = blocks[0]

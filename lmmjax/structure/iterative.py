@@ -42,6 +42,7 @@ from ..errors import ModelSpecError
 from .krylov import logdet, pcg_solve
 from .lambda_map import lambda_gather, lambda_weights
 from .pattern import rest_columns
+from .schur_product import level_pointers, schur_product
 
 jax.config.update("jax_enable_x64", True)
 
@@ -73,6 +74,11 @@ def later_products(blocks: list, z2_col: np.ndarray | None = None):
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
     if z2_col is None:
         z2_col, _, _ = rest_columns(blocks, len(blocks[0].codes))
+    if z2_col.shape[1] == 1:  # one scalar later term: Z₂ᵀZ₂ is diagonal; O(n) instead of a sort of n keys
+        used = np.bincount(z2_col[:, 0], minlength=q2) > 0
+        cols = np.flatnonzero(used)
+        slot = (np.cumsum(used) - 1)[z2_col[:, 0]]
+        return cols, cols, slot.reshape(-1, 1, 1)
     key = (z2_col[:, :, None].astype(np.int64) * q2 + z2_col[:, None, :]).ravel()
     ukeys, slot = np.unique(key, return_inverse=True)
     return ukeys // q2, ukeys % q2, slot.reshape(z2_col.shape + (z2_col.shape[1],))
@@ -144,13 +150,12 @@ class IterativeLaterBlocks:
     @staticmethod
     def matvec(op, idx, v):
         """S v for one vector v (q2,)."""
-        q2, l1 = v.shape[0], op["W"].shape[0]
+        q2 = v.shape[0]
         x = op["lam"] * v
         a22 = jax.ops.segment_sum(op["a22"] * x[idx["a22_col"]], idx["a22_row"], num_segments=q2,
                                   indices_are_sorted=True)
-        t = jax.ops.segment_sum(op["ent_a"] * x[idx["ent_row"]][:, None], idx["ent_level"], num_segments=l1,
-                                indices_are_sorted=True)
-        return v + op["lam"] * (a22 - column_sums(idx, op["ent_a"], jnp.einsum("jab,jb->ja", op["W"], t), q2))
+        update = schur_product(op["ent_a"], op["W"], x, idx["ent_row"], idx["ent_level"], idx["level_ptr"])
+        return v + op["lam"] * (a22 - update)
 
     @staticmethod
     def diagonal(op, idx):
@@ -178,6 +183,7 @@ class IterativeLaterBlocks:
         lam = lambda_weights(theta, arrays)[:, 0]
         op = dict(lam=lam, W=W, a22=arrays["A22"], ent_a=arrays["ent_a"])
         idx = {k: arrays[k] for k in ("a22_row", "a22_col", "ent_row", "ent_level", "block_of", "later_sizes")}
+        idx["level_ptr"] = level_pointers(idx["ent_level"], dims.l1)
         D = column_sums(idx, op["ent_a"], jnp.einsum("jab,jbm->jam", W, arrays["A1X"]), dims.q2)
         Sx = lam[:, None] * (arrays["A2X"] - D)
         Y = pcg_solve(lambda v: self.matvec(op, idx, v), self.diagonal(op, idx), Sx, self.tol, self.maxiter)

@@ -606,10 +606,16 @@ def nested_in_first(blocks: list) -> bool:
     if len(blocks) != 2:
         return False
     b1, b2 = blocks
-    pairs = np.unique(b1.codes.astype(np.int64) * b2.nlevels + b2.codes)
-    return len(pairs) == len(np.unique(b1.codes))
+    level2 = np.empty(b1.nlevels, b2.codes.dtype)
+    level2[b1.codes] = b2.codes  # one level of block 2 per level of block 1 (any one of them)...
+    return bool(np.array_equal(level2[b1.codes], b2.codes))  # ...and every row agrees with it (O(n), no sort)
 
 
+#: multiply-adds of the dense factor per evaluation (q2³: Cholesky q2³/3 plus S⁻¹ for the gradient) above which
+#: the iterative kind is chosen when it supports the design. At q2 = 10,000 (1e7 MovieLens-shaped rows) that is
+#: 1e12, minutes per evaluation on 2 cores, against seconds for the iterative kind (3e6 rows, q2 = 3,000: value
+#: and gradient 18.7 s tiled against 4.6 s iterative, load 6); below it the exact kinds are kept.
+DENSE_WORK_LIMIT = 2e11
 PAIR_LIMIT = 10_000_000  # pairs of Z₂ᵀZ₁ nonzeros (≈ 0.3 GB of pair arrays) above which the tiled kind is used
 MATMUL_SPEEDUP = 50.0  # dense multiply-adds per scattered pair at equal time (CPU; larger on a GPU)
 STREAM_FROM = 10_000_000  # tail pairs (≈ 0.3 GB stored) above which the tail is formed inside each evaluation
@@ -667,14 +673,16 @@ def tiled_kind(blocks: list, head: int | None = None, speedup: float | None = No
     return TiledLaterBlocks(head=head, chunk=chunk, stream=layout)
 
 
-def choose_kind(blocks: list, schur: str = "auto", allow_nested: bool = True):
+def choose_kind(blocks: list, schur: str = "auto", allow_nested: bool = True, allow_iterative: bool = True):
     """The kind of the later blocks for this design.
 
     ``schur`` forces the dense kind's update ("pairs", "matmul"), the tiled
     kind ("tiled") or the iterative kind ("iterative",
     :mod:`lmmjax.structure.iterative`); "auto" picks the nested kind when it
     applies, the iterative kind when two dense copies of S would not fit in
-    memory (and the design is one it supports), else the tiled kind when the
+    memory or the dense factor's q2³ multiply-adds per evaluation pass
+    :data:`DENSE_WORK_LIMIT` (and the design is one it supports; never with
+    ``allow_iterative=False``, e.g. residual structures), else the tiled kind when the
     pairs would pass :data:`PAIR_LIMIT`, else the pair scatter or the dense
     matmul by density (:func:`use_matmul`). ``allow_nested=False`` skips the
     nested kind (AR residuals whose whitened rows touch two levels of the
@@ -695,7 +703,7 @@ def choose_kind(blocks: list, schur: str = "auto", allow_nested: bool = True):
         return IterativeLaterBlocks()
     b1 = blocks[0]
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
-    if not dense_fits(q2) and all(b.p == 1 for b in blocks[1:]):
+    if allow_iterative and all(b.p == 1 for b in blocks[1:]) and (not dense_fits(q2) or q2 ** 3 > DENSE_WORK_LIMIT):
         return IterativeLaterBlocks()
     levels, _ = entry_levels_and_ranks(blocks)
     if pair_count(levels, b1.nlevels) > PAIR_LIMIT:
