@@ -132,6 +132,36 @@ def start_eta(data, family):
     return jnp.where(data["wt"] > 0, family.linkfun(jnp.where(data["wt"] > 0, mu0, 0.5)), 0.0)
 
 
+def _halve_and_test(pdev, u, b, un, bn, old, warm_start):
+    """A PIRLS step from (u, b) towards (un, bn), halved while the criterion rose; and the stopping test.
+
+    One loop evaluates the criterion at every point (one copy in the compiled
+    program): pass −1 (first iteration of a warm start only) the start, pass 0
+    the full step, then halvings while the criterion rose beyond rounding (or
+    is NaN). Converged: a step below PIRLS_STEP_TOL, or one below 1e-7 that no
+    longer changes the criterion beyond rounding (at the noise floor the step
+    cannot shrink further). Returns (u, b, criterion, passes, step, converged).
+    """
+    def halve_cond(h):
+        rose = ~(h[2] <= h[4] + 1e-13 * jnp.abs(h[4]))
+        return (h[3] <= 0) | ((h[3] <= PIRLS_HALVINGS) & rose)
+
+    def halve(h):
+        uh, bh, _, count, ref = h
+        first = count == 0
+        uh = jnp.where(count < 0, u, jnp.where(first, un, 0.5 * (u + uh)))
+        bh = jnp.where(count < 0, b, jnp.where(first, bn, 0.5 * (b + bh)))
+        val = pdev(uh, bh)
+        return uh, bh, val, count + 1, jnp.where(count < 0, val, ref)
+
+    un, bn, new, count, old = lax.while_loop(halve_cond, halve, (un, bn, old, jnp.where(warm_start, -1, 0), old))
+    scale = 1.0 + jnp.maximum(jnp.max(jnp.abs(un), initial=0.0), jnp.max(jnp.abs(bn), initial=0.0))
+    step = jnp.maximum(jnp.max(jnp.abs(un - u), initial=0.0), jnp.max(jnp.abs(bn - b), initial=0.0))
+    flat = jnp.abs(old - new) <= 1e-14 * jnp.abs(new)
+    done = (step <= PIRLS_STEP_TOL * scale) | (flat & (step <= 1e-7 * scale))
+    return un, bn, new, count, step, done
+
+
 def pirls(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: int = PIRLS_MAXIT):
     """Conditional modes by PIRLS with step halving (no gradients flow through).
 
@@ -153,31 +183,7 @@ def pirls(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: int = 
         u, b, old, it, _ = s
         eta = jnp.where(cold & (it == 0), eta_cold, linear_predictor(theta, u, b, data, dims))
         un, bn = pls_solve(theta, eta, beta, data, dims, family, joint, False)
-
-        # One loop evaluates the criterion at every point (one copy in the compiled program):
-        # pass −1 (first iteration of a warm start only) the start, pass 0 the full step, then
-        # halvings while the criterion rose beyond rounding (or is NaN).
-        def halve_cond(h):
-            rose = ~(h[2] <= h[4] + 1e-13 * jnp.abs(h[4]))
-            return (h[3] <= 0) | ((h[3] <= PIRLS_HALVINGS) & rose)
-
-        def halve(h):
-            uh, bh, _, count, ref = h
-            first = count == 0
-            uh = jnp.where(count < 0, u, jnp.where(first, un, 0.5 * (u + uh)))
-            bh = jnp.where(count < 0, b, jnp.where(first, bn, 0.5 * (b + bh)))
-            val = pdev(uh, bh)
-            return uh, bh, val, count + 1, jnp.where(count < 0, val, ref)
-
-        warm_start = (it == 0) & ~cold
-        un, bn, new, _, old = lax.while_loop(
-            halve_cond, halve, (un, bn, old, jnp.where(warm_start, -1, 0), old))
-        scale = 1.0 + jnp.maximum(jnp.max(jnp.abs(un), initial=0.0), jnp.max(jnp.abs(bn), initial=0.0))
-        step = jnp.maximum(jnp.max(jnp.abs(un - u), initial=0.0), jnp.max(jnp.abs(bn - b), initial=0.0))
-        # converged: a step below PIRLS_STEP_TOL, or one below 1e-7 that no longer changes the
-        # criterion beyond rounding (at the noise floor the step cannot shrink further)
-        flat = jnp.abs(old - new) <= 1e-14 * jnp.abs(new)
-        done = (step <= PIRLS_STEP_TOL * scale) | (flat & (step <= 1e-7 * scale))
+        un, bn, new, _, step, done = _halve_and_test(pdev, u, b, un, bn, old, (it == 0) & ~cold)
         return un, bn, new, it + 1, done
 
     start = (u0, b_start, jnp.asarray(jnp.inf, u0.dtype), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
@@ -280,26 +286,7 @@ def pirls_chord(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: 
         lme4_start = cold & first
         un = jnp.where(lme4_start, u_ls, u - s_u)
         bn = jnp.where(lme4_start, b_ls, jnp.where(joint, b - s_b, beta))
-
-        def halve_cond(h):  # as pirls
-            rose = ~(h[2] <= h[4] + 1e-13 * jnp.abs(h[4]))
-            return (h[3] <= 0) | ((h[3] <= PIRLS_HALVINGS) & rose)
-
-        def halve(h):
-            uh, bh, _, count, ref = h
-            first_pass = count == 0
-            uh = jnp.where(count < 0, u, jnp.where(first_pass, un, 0.5 * (u + uh)))
-            bh = jnp.where(count < 0, b, jnp.where(first_pass, bn, 0.5 * (b + bh)))
-            val = pdev(uh, bh)
-            return uh, bh, val, count + 1, jnp.where(count < 0, val, ref)
-
-        warm_start = first & ~cold
-        un, bn, new, count, old = lax.while_loop(
-            halve_cond, halve, (un, bn, old, jnp.where(warm_start, -1, 0), old))
-        scale = 1.0 + jnp.maximum(jnp.max(jnp.abs(un), initial=0.0), jnp.max(jnp.abs(bn), initial=0.0))
-        step = jnp.maximum(jnp.max(jnp.abs(un - u), initial=0.0), jnp.max(jnp.abs(bn - b), initial=0.0))
-        flat = jnp.abs(old - new) <= 1e-14 * jnp.abs(new)
-        done = (step <= PIRLS_STEP_TOL * scale) | (flat & (step <= 1e-7 * scale))
+        un, bn, new, count, step, done = _halve_and_test(pdev, u, b, un, bn, old, first & ~cold)
         slow = lme4_start | (step > 0.1 * last) | (count > 1)  # the kept factor no longer serves
         return un, bn, new, it + 1, done, f, w, slow, jnp.where(lme4_start, jnp.inf, step)
 
