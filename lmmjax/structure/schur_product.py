@@ -38,7 +38,13 @@ def schur_product_jax(ent_a, W, x, ent_row, ent_level):
 
 def _host_product(ent_a, W, x, ent_row, level_ptr):
     """numpy/scipy: x (*batch, q2); the other arrays with leading dimensions of 1 (``vmap_method="expand_dims"``)
-    or of the batch (an operator batched too: then one product per batch element)."""
+    or of the batch (an operator batched too: then one product per batch element).
+
+    The arguments arrive as jax Arrays: they are made numpy arrays (zero-copy on the CPU) before anything
+    else, since any JAX operation here would wait for XLA's worker threads, which may all be running
+    callbacks like this one (a deadlock, seen at 1e7 rows).
+    """
+    ent_a, W, x, ent_row, level_ptr = (np.asarray(a) for a in (ent_a, W, x, ent_row, level_ptr))
     nb = x.ndim - 1
     others = (ent_a, W, ent_row, level_ptr)
     if all(np.prod(a.shape[:nb]) == 1 for a in others):
