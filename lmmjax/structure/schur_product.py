@@ -18,6 +18,9 @@ and transposable. On other backends the JAX form is used throughout.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,15 +61,36 @@ def _host_product(ent_a, W, x, ent_row, level_ptr):
 
 
 def _host_one(ent_a, W, ent_row, level_ptr, x):
-    """One operator, x (*batch, q2)."""
+    """One operator, x (*batch, q2): the vectors split over the CPU's cores (scipy's kernels release the GIL;
+    13 vectors at 1e7 rows: 0.16 s on one core, 0.08 s on two)."""
     l1, p1, q2 = W.shape[0], W.shape[1], x.shape[-1]
     X = x.reshape(-1, q2).T  # (q2, m)
     mats = [sp.csr_matrix((np.ascontiguousarray(ent_a[:, c]), ent_row, level_ptr), shape=(l1, q2))
             for c in range(p1)]
-    t = np.stack([B @ X for B in mats], axis=1)  # (l1, p1, m)
-    y = np.einsum("jab,jbm->jam", W, t)
-    u = sum(B.T @ y[:, c] for c, B in enumerate(mats))
+
+    def apply(Xk):
+        t = np.stack([B @ Xk for B in mats], axis=1)  # (l1, p1, m)
+        y = np.einsum("jab,jbm->jam", W, t)
+        return sum(B.T @ y[:, c] for c, B in enumerate(mats))
+
+    parts = min(_CORES, X.shape[1]) if len(ent_row) >= PARALLEL_FROM else 1
+    if parts > 1:
+        u = np.hstack(list(_pool().map(apply, np.array_split(X, parts, axis=1))))
+    else:
+        u = apply(X)
     return np.ascontiguousarray(u.T).reshape(x.shape)
+
+
+PARALLEL_FROM = 200_000  #: entries from which the vectors of one product are split over threads
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_POOLS: list = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One thread per core, made on first use."""
+    if not _POOLS:
+        _POOLS.append(ThreadPoolExecutor(_CORES, thread_name_prefix="lmmjax-schur"))
+    return _POOLS[0]
 
 
 @jax.custom_jvp

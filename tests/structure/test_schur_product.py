@@ -60,3 +60,16 @@ def test_product_derivatives_are_the_jax_forms():
     for h, r in zip(host, ref):
         np.testing.assert_allclose(h, r, rtol=1e-11, atol=1e-12)
         assert float(jnp.max(jnp.abs(r))) > 0
+
+
+def test_vectors_split_over_threads_give_the_same_product(monkeypatch):
+    import lmmjax.structure.schur_product as module
+    ent_a, W, ent_row, ent_level, l1, q2 = random_entries(seed=5)
+    ptr = level_pointers(ent_level, l1)
+    X = jnp.asarray(np.random.default_rng(6).normal(size=(5, q2)))
+    f = jax.vmap(lambda x: schur_product(ent_a, W, x, ent_row, ent_level, ptr))
+    serial = np.asarray(f(X))
+    monkeypatch.setattr(module, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(module, "_CORES", 2)
+    np.testing.assert_array_equal(np.asarray(jax.jit(f)(X)), serial)
+    np.testing.assert_allclose(serial, schur_product_jax(ent_a, W, X.T, ent_row, ent_level).T, rtol=1e-12)
