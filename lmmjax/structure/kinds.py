@@ -83,7 +83,7 @@ def schur_cross(W, arrays, l1: int, q2: int):
 def logdet_and_quadratic(S, Sx):
     """log|S| and Sxᵀ S⁻¹ Sx for the dense SPD block S.
 
-    The derivative rule uses S⁻¹ (one extra pair of triangular solves):
+    The derivative rule uses S⁻¹ = L⁻ᵀL⁻¹ (:func:`triangular_inverse`):
     d log|S| = tr(S⁻¹ dS) and d(SxᵀS⁻¹Sx) = dSxᵀY + YᵀdSx − Yᵀ dS Y with
     Y = S⁻¹Sx. Reverse mode through it costs about 1.5 forward evaluations,
     against about 4 for autodiff through the Cholesky factorization
@@ -94,13 +94,35 @@ def logdet_and_quadratic(S, Sx):
     return 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))), V.T @ V
 
 
+TRIANGULAR_BLOCK = 256  # lower-triangular inverses by 2 × 2 blocks down to this size (:func:`triangular_inverse`)
+
+
+def triangular_inverse(L):
+    """L⁻¹ for a lower-triangular L, by 2 × 2 blocks: ``[[A, 0], [C, D]]⁻¹ = [[A⁻¹, 0], [−D⁻¹CA⁻¹, D⁻¹]]``.
+
+    The work is in matrix products, which XLA runs several times faster on a
+    CPU than a triangular solve with many right-hand sides (q2 = 2,000:
+    S⁻¹ = L⁻ᵀL⁻¹ in 0.4 s against 2.3–3.1 s for ``cho_solve`` with the
+    identity, loaded machine). Blocks of at most :data:`TRIANGULAR_BLOCK` are
+    solved directly.
+    """
+    n = L.shape[0]
+    if n <= TRIANGULAR_BLOCK:
+        return lax.linalg.triangular_solve(L, jnp.eye(n, dtype=L.dtype), left_side=True, lower=True)
+    h = n // 2
+    A_inv, D_inv = triangular_inverse(L[:h, :h]), triangular_inverse(L[h:, h:])
+    lower_left = -(D_inv @ (L[h:, :h] @ A_inv))
+    return jnp.block([[A_inv, jnp.zeros((h, n - h), L.dtype)], [lower_left, D_inv]])
+
+
 @logdet_and_quadratic.defjvp
 def _logdet_and_quadratic_jvp(primals, tangents):
     S, Sx = primals
     dS, dSx = tangents
     L = jnp.linalg.cholesky(S)
     V = lax.linalg.triangular_solve(L, Sx, left_side=True, lower=True)
-    Sinv = jax.scipy.linalg.cho_solve((L, True), jnp.eye(S.shape[0], dtype=S.dtype))
+    L_inv = triangular_inverse(L)
+    Sinv = L_inv.T @ L_inv
     Y = Sinv @ Sx
     dYt = dSx.T @ Y
     return ((2.0 * jnp.sum(jnp.log(jnp.diagonal(L))), V.T @ V),
