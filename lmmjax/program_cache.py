@@ -169,6 +169,8 @@ class CachedJit:
                 exported = export.export(jax.jit(with_statics))(*dynamic)
                 _store(path, exported)
             except Exception as exc:  # a construct export does not support: plain jit from now on
+                if "host_callbacks" in str(exc):  # expected (the iterative kind's sparse products on a CPU): no warning
+                    return None
                 warnings.warn(f"lmmjax could not store the program of {self.fun.__qualname__} ({exc}); "
                               "it is compiled in every process.", RuntimeWarning, stacklevel=3)
                 return None

@@ -11,10 +11,14 @@ Every conjugate-gradient and Lanczos step of the iterative kind is one such
 product (per vector). On a CPU XLA's gathers and scatters cost 7–10 ns an
 element here, so the primal product runs in scipy's sparse kernels through
 a host callback (zero-copy on the CPU; 1.8 M entries, 13 vectors: 68 ms
-against 300 ms, 2-core machine at load 6). Its derivative rule is the same
-product written in JAX (gathers and segment sums): tangents and their
-transposes — once per solve, not once per iteration — stay differentiable
-and transposable. On other backends the JAX form is used throughout.
+against 300 ms, 2-core machine at load 6). It is a JAX primitive: linear
+and symmetric in x, so its tangent and transpose in x are the product
+again; its tangent in the operator (ent_a, W) is the same product written
+in JAX (gathers and segment sums, :func:`schur_product_jax`), so any order
+of derivatives works (Satterthwaite's forward-over-reverse Hessian). On
+other backends the JAX form is used throughout. Programs holding the
+callback are not stored in lmmjax's program cache (export does not
+support host callbacks); they are compiled in each process.
 """
 from __future__ import annotations
 
@@ -25,6 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
+from jax.core import ShapedArray
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
 
 jax.config.update("jax_enable_x64", True)
 
@@ -93,9 +100,8 @@ def _pool() -> ThreadPoolExecutor:
     return _POOLS[0]
 
 
-@jax.custom_jvp
 def schur_product(ent_a, W, x, ent_row, ent_level, level_ptr):
-    """Z₂ᵀZ₁ W Z₁ᵀZ₂ x for one vector x (q2,) (module docstring); vmappable.
+    """Z₂ᵀZ₁ W Z₁ᵀZ₂ x for one vector x (q2,) (module docstring); differentiable to any order, vmappable.
 
     Examples
     --------
@@ -104,16 +110,72 @@ def schur_product(ent_a, W, x, ent_row, ent_level, level_ptr):
     >>> schur_product(ent_a, W, jnp.array([1.0, 2.0]), ent_row, ent_level, jnp.array([0, 2, 3]))
     Array([1.5, 2.5], dtype=float64)
     """
-    if jax.default_backend() != "cpu":
+    return schur_product_p.bind(ent_a, W, x, ent_row, ent_level, level_ptr, nb=0)
+
+
+# A primitive, not a custom_jvp function around the callback: partial evaluation (reverse mode) inlines a
+# custom_jvp function's primal, and forward-over-reverse (Satterthwaite's Hessian) would then differentiate the
+# callback itself. Convention: x is (*batch, q2) with ``nb`` batch dimensions; every other argument has ``nb``
+# leading dimensions of size 1 or of the batch.
+schur_product_p = Primitive("lmmjax_schur_product")
+
+
+def _jax_batched(ent_a, W, x, ent_row, ent_level, nb: int):
+    """The JAX form under the primitive's batch convention."""
+    if nb == 0:
         return schur_product_jax(ent_a, W, x, ent_row, ent_level)
-    return jax.pure_callback(_host_product, jax.ShapeDtypeStruct(x.shape, x.dtype), ent_a, W, x, ent_row,
-                             level_ptr, vmap_method="expand_dims")
+    batch = x.shape[:nb]
+    flat = [jnp.broadcast_to(a, batch + a.shape[nb:]).reshape((-1,) + a.shape[nb:])
+            for a in (ent_a, W, x, ent_row, ent_level)]
+    out = jax.vmap(schur_product_jax)(*flat)
+    return out.reshape(x.shape)
 
 
-@schur_product.defjvp
-def _schur_product_jvp(primals, tangents):
-    ent_a, W, x, ent_row, ent_level, _ = primals
-    return jax.jvp(lambda a, w, v: schur_product_jax(a, w, v, ent_row, ent_level), (ent_a, W, x), tangents[:3])
+def _impl(ent_a, W, x, ent_row, ent_level, level_ptr, *, nb: int):
+    if jax.default_backend() != "cpu":
+        return _jax_batched(ent_a, W, x, ent_row, ent_level, nb)
+    return jax.pure_callback(_host_product, jax.ShapeDtypeStruct(x.shape, x.dtype), ent_a, W, x, ent_row, level_ptr)
+
+
+def _abstract(ent_a, W, x, *rest, nb: int):
+    return ShapedArray(x.shape, x.dtype)
+
+
+def _jvp(primals, tangents, *, nb: int):
+    ent_a, W, x, ent_row, ent_level, level_ptr = primals
+    da, dW, dx = tangents[:3]
+    y = schur_product_p.bind(*primals, nb=nb)
+    parts = []
+    if type(dx) is not ad.Zero:  # linear in x: the primitive again (transposable, below)
+        parts.append(schur_product_p.bind(ent_a, W, dx, ent_row, ent_level, level_ptr, nb=nb))
+    if type(da) is not ad.Zero or type(dW) is not ad.Zero:  # in the operator: through the JAX form
+        da, dW = ad.instantiate_zeros(da), ad.instantiate_zeros(dW)
+        parts.append(jax.jvp(lambda a, w: _jax_batched(a, w, x, ent_row, ent_level, nb), (ent_a, W), (da, dW))[1])
+    if not parts:
+        return y, ad.Zero.from_primal_value(y)
+    return y, sum(parts[1:], parts[0])
+
+
+def _transpose(ct, ent_a, W, x, ent_row, ent_level, level_ptr, *, nb: int):
+    """Linear in x only, and symmetric (W is symmetric per level): the transpose is the product itself."""
+    if type(ct) is ad.Zero:
+        return None, None, ad.Zero(x.aval), None, None, None
+    return None, None, schur_product_p.bind(ent_a, W, ct, ent_row, ent_level, level_ptr, nb=nb), None, None, None
+
+
+def _batch(args, dims, *, nb: int):
+    size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
+    moved = [jnp.expand_dims(a, 0) if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)]
+    moved[2] = jnp.broadcast_to(moved[2], (size,) + moved[2].shape[1:])
+    return schur_product_p.bind(*moved, nb=nb + 1), 0
+
+
+schur_product_p.def_impl(_impl)
+schur_product_p.def_abstract_eval(_abstract)
+mlir.register_lowering(schur_product_p, mlir.lower_fun(_impl, multiple_results=False))
+ad.primitive_jvps[schur_product_p] = _jvp
+ad.primitive_transposes[schur_product_p] = _transpose
+batching.primitive_batchers[schur_product_p] = _batch
 
 
 def level_pointers(ent_level, l1: int):

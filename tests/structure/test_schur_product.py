@@ -73,3 +73,20 @@ def test_vectors_split_over_threads_give_the_same_product(monkeypatch):
     monkeypatch.setattr(module, "_CORES", 2)
     np.testing.assert_array_equal(np.asarray(jax.jit(f)(X)), serial)
     np.testing.assert_allclose(serial, schur_product_jax(ent_a, W, X.T, ent_row, ent_level).T, rtol=1e-12)
+
+
+def test_second_derivatives_forward_over_reverse_are_the_jax_forms():
+    """Satterthwaite's Hessian is jacfwd of grad: the host product must survive reverse mode's partial evaluation."""
+    ent_a, W, ent_row, ent_level, l1, q2 = random_entries(seed=7)
+    ptr = level_pointers(ent_level, l1)
+    x = jnp.asarray(np.random.default_rng(8).normal(size=q2))
+
+    def loss(product, s):  # W and x scaled by the parameters, as θ scales them in the objective
+        u = product(ent_a, W * s[0], x * s[1])
+        return jnp.sum(u * x) + jnp.sum(jnp.sin(u))
+
+    s = jnp.array([0.7, 1.3])
+    host = jax.jacfwd(jax.grad(lambda s: loss(lambda *z: schur_product(*z, ent_row, ent_level, ptr), s)))(s)
+    ref = jax.jacfwd(jax.grad(lambda s: loss(lambda *z: schur_product_jax(*z, ent_row, ent_level), s)))(s)
+    np.testing.assert_allclose(host, ref, rtol=1e-10)
+    assert float(jnp.max(jnp.abs(ref))) > 0
