@@ -25,8 +25,11 @@ S⁻¹ is available only through solves (conditional modes); conditional
 variances need its diagonal and are refused.
 
 Chosen by ``Model.with_schur("iterative")`` or ``schur="iterative"`` in
-:func:`~lmmjax.structure.crossprod.build_structure`; automatically only when
-two dense copies of S would not fit in memory (:func:`dense_fits`).
+:func:`~lmmjax.structure.crossprod.build_structure`; automatically when
+two dense copies of S would not fit in memory (:func:`dense_fits`) or the
+dense factor's work passes :data:`lmmjax.structure.kinds.DENSE_WORK_LIMIT`.
+Each product with S goes through :mod:`lmmjax.structure.schur_product`
+(scipy's sparse kernels on a CPU).
 """
 from __future__ import annotations
 
