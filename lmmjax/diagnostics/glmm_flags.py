@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .flags import FlagList, RedFlag, correlation_boundary, dropped_columns, few_levels, numeric_code_columns
+from .flags import (FlagList, RedFlag, correlation_boundary, dropped_columns, estimated_likelihood, few_levels,
+                    numeric_code_columns)
 
 RUNAWAY_EFFECT = {"probit": 4.0}  # |β̂|·s beyond which a coefficient is "running off"; others 8
 RUNAWAY_DEFAULT = 8.0
@@ -274,4 +275,5 @@ def check_glmm(fit) -> FlagList:
     """
     return FlagList.of(
         glmm_convergence(fit), zero_variance(fit), correlation_boundary(fit), separation(fit),
-        overdispersion(fit), few_events(fit), few_levels(fit), numeric_code_columns(fit), dropped_columns(fit))
+        overdispersion(fit), few_events(fit), few_levels(fit), numeric_code_columns(fit), dropped_columns(fit),
+        estimated_likelihood(fit))

@@ -98,6 +98,10 @@ class FitSummary:
             rows = [[f"{fit.aic:.4f}", f"{fit.bic:.4f}", f"{fit.loglik:.4f}", f"{fit.deviance:.4f}",
                      str(fit.nobs - fit.n_params)]]
             lines.append(_table(rows, ["AIC", "BIC", "logLik", "deviance", "df.resid"], align_left=0))
+        kind = fit.model.dims.kind
+        if getattr(kind, "schur", None) == "iterative":
+            lines.append(f"(log|S| estimated by stochastic Lanczos quadrature, {kind.probes} probes: "
+                         "the criterion above is an estimate, see fit.check())")
         return lines
 
     def _residuals(self) -> list:

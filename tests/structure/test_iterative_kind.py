@@ -134,3 +134,14 @@ def test_lanczos_quadrature_and_pcg_on_small_matrices():
     assert float(at_once) == pytest.approx(0.0, abs=1e-12)
     X = pcg_solve(lambda x: jnp.asarray(A) @ x, jnp.asarray(np.diag(A)), jnp.asarray(B[:, :3]), 1e-12, 200)
     np.testing.assert_allclose(A @ np.asarray(X), B[:, :3], atol=1e-9)
+
+
+def test_an_iterative_fit_says_its_likelihood_is_an_estimate(fits):
+    """The iterative kind's log-likelihood is a stochastic estimate: summary() and check() say so;
+    an exact kind's fit says nothing of the kind."""
+    it, exact = fits["iterative"], fits["dense"]
+    assert "stochastic Lanczos quadrature, 8 probes" in str(it.summary())
+    note = [f for f in it.check().notes if f.code == "estimated_loglik"]
+    assert len(note) == 1 and "100 later random-effect levels" in note[0].message
+    assert "stochastic Lanczos" not in str(exact.summary())
+    assert "estimated_loglik" not in [f.code for f in exact.check().notes]
