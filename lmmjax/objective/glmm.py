@@ -255,7 +255,8 @@ def pirls_chord(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: 
     steps in between are ``(u, β) − H₀⁻¹ G(u, β)`` with G = ½ ∇PDEV exact
     and H₀ the kept factor's (:func:`hessian_solve`, O(rows)). Near the
     mode the factor's weights hardly change, so the steps contract fast.
-    Same stopping rule, step halving and returns as :func:`pirls`; the
+    Same stopping rule (and the noise floor: a step below 1e-7 that no
+    longer shrinks), step halving and returns as :func:`pirls`; the
     first iteration of a cold start is lme4's (the weighted least-squares
     solution from η = g(initialize(y))).
     """
@@ -287,6 +288,10 @@ def pirls_chord(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: 
         un = jnp.where(lme4_start, u_ls, u - s_u)
         bn = jnp.where(lme4_start, b_ls, jnp.where(joint, b - s_b, beta))
         un, bn, new, count, step, done = _halve_and_test(pdev, u, b, un, bn, old, first & ~cold)
+        # the noise floor: a step already below 1e-7 (relative) that no longer shrinks (the gradient's
+        # rounding over 1e6 rows), where the criterion's own rounding hides the flatness test
+        scale = 1.0 + jnp.maximum(jnp.max(jnp.abs(un), initial=0.0), jnp.max(jnp.abs(bn), initial=0.0))
+        done = done | ((step <= 1e-7 * scale) & (step >= 0.5 * last))
         slow = lme4_start | (step > 0.1 * last) | (count > 1)  # the kept factor no longer serves
         return un, bn, new, it + 1, done, f, w, slow, jnp.where(lme4_start, jnp.inf, step)
 
