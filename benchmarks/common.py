@@ -6,6 +6,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,24 @@ def r_version() -> str | None:
     return out.stdout.strip() or None
 
 
+def run_killing_group(cmd: list, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` in its own process group, the whole group killed on time-out.
+
+    ``subprocess.run(timeout=)`` kills only the direct child: under
+    ``/usr/bin/time`` the R process it starts kept running after a time-out
+    (and took a core from the next timings).
+    """
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def run_r(code: str, timeout: int = 1200) -> dict | None:
     """Run R code that prints one JSON object on its last line; None without R.
 
@@ -58,7 +77,7 @@ def run_r(code: str, timeout: int = 1200) -> dict | None:
     timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
     if timer:
         cmd = [timer, "-f", "MAXRSS_KB=%M"] + cmd
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    out = run_killing_group(cmd, timeout)
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if not lines:
         raise RuntimeError(f"R failed:\n{out.stderr[-3000:]}")
@@ -85,8 +104,7 @@ def run_python(code: str, timeout: int = 1200, cache_dir: str | os.PathLike | No
         env = {k: v for k, v in os.environ.items()
                if k not in ("LMMJAX_NO_COMPILATION_CACHE", "LMMJAX_COMPILATION_CACHE", "JAX_COMPILATION_CACHE_DIR")}
         env["LMMJAX_CACHE_DIR"] = str(cache_dir or fresh)
-        out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=timeout,
-                             env=env, cwd=cwd)
+        out = run_killing_group([sys.executable, "-c", wrapper], timeout, env=env, cwd=cwd)
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"Python benchmark failed:\n{out.stderr[-3000:]}")
