@@ -3,7 +3,8 @@
 A fresh process with ``XLA_FLAGS=--xla_force_host_platform_device_count=4``
 fits the same crossed model with the rows sharded and on one device, for
 the dense (pairs) and the tiled block kinds: every cross-product agrees to
-1e-12 (relative) and θ̂, β̂, σ̂ and the log-likelihood to 1e-10.
+1e-12 (relative), β̂, σ̂ and the log-likelihood to 1e-10 and θ̂ to 1e-8 (the
+optimizer's stopping point on a flat likelihood; the pairs kind's fits are identical).
 """
 import json
 import os
@@ -68,5 +69,9 @@ def test_rows_sharded_over_four_devices_equal_one_device():
     for case in res["cases"]:
         assert case["devices"] == 4, case
         assert case["rel"] < 1e-12, case
-        for a, b in zip(case["many"], case["one"]):
-            assert abs(a - b) <= 1e-10 * max(1.0, abs(b)), case
+        n_theta = len(case["one"]) - 4  # θ, then β (2), σ and the log-likelihood
+        for i, (a, b) in enumerate(zip(case["many"], case["one"])):
+            # θ̂ is where the optimizer stops on a flat likelihood: cross-products 1e-15 apart (the sharded
+            # sums' order) move the tiled fit's θ̂ by up to 8e-10 while its log-likelihood moves by 2e-12
+            tol = 1e-8 if i < n_theta else 1e-10
+            assert abs(a - b) <= tol * max(1.0, abs(b)), (i, case)
