@@ -113,17 +113,22 @@ def working_values(eta, data, family, observed: bool):
     return jnp.where(ok, w, 0.0), z
 
 
-def pls_solve(theta, eta, beta, data, dims, family, joint, observed: bool):
-    """One PIRLS / Newton step from η: the new (u, β).
-
-    ``joint`` (a traced bool) takes β̂ from the step (stage 1); else β stays.
-    """
+def pls_step(theta, eta, beta, data, dims, family, joint, observed: bool):
+    """:func:`pls_solve` that also returns its factor and row weights: (f, w, u, β)."""
     w, z = working_values(eta, data, family, observed)
     arrays = {**data, **cross_products(data, w, z, data["offset"], dims)}
     f = factorize(theta, arrays, dims, True)
     beta = jnp.where(joint, estimates_from_factor(f, dims).beta, beta)
     coef = arrays["xy_map"] @ jnp.append(-beta, 1.0)
-    return solve_modes(theta, f, arrays, w, coef, dims), beta
+    return f, w, solve_modes(theta, f, arrays, w, coef, dims), beta
+
+
+def pls_solve(theta, eta, beta, data, dims, family, joint, observed: bool):
+    """One PIRLS / Newton step from η: the new (u, β).
+
+    ``joint`` (a traced bool) takes β̂ from the step (stage 1); else β stays.
+    """
+    return pls_step(theta, eta, beta, data, dims, family, joint, observed)[2:]
 
 
 def start_eta(data, family):
@@ -132,7 +137,7 @@ def start_eta(data, family):
     return jnp.where(data["wt"] > 0, family.linkfun(jnp.where(data["wt"] > 0, mu0, 0.5)), 0.0)
 
 
-def _halve_and_test(pdev, u, b, un, bn, old, warm_start):
+def _halve_and_test(pdev, u, b, un, bn, old, warm_start, last_step=None):
     """A PIRLS step from (u, b) towards (un, bn), halved while the criterion rose; and the stopping test.
 
     One loop evaluates the criterion at every point (one copy in the compiled
@@ -140,7 +145,10 @@ def _halve_and_test(pdev, u, b, un, bn, old, warm_start):
     the full step, then halvings while the criterion rose beyond rounding (or
     is NaN). Converged: a step below PIRLS_STEP_TOL, or one below 1e-7 that no
     longer changes the criterion beyond rounding (at the noise floor the step
-    cannot shrink further). Returns (u, b, criterion, passes, step, converged).
+    cannot shrink further), or one below 1e-7 that shrank less than half from
+    ``last_step`` (the gradient's rounding over 1e6 rows, where the criterion's
+    own rounding hides the flatness test; only when ``last_step`` is given).
+    Returns (u, b, criterion, passes, step, converged).
     """
     def halve_cond(h):
         rose = ~(h[2] <= h[4] + 1e-13 * jnp.abs(h[4]))
@@ -158,7 +166,8 @@ def _halve_and_test(pdev, u, b, un, bn, old, warm_start):
     scale = 1.0 + jnp.maximum(jnp.max(jnp.abs(un), initial=0.0), jnp.max(jnp.abs(bn), initial=0.0))
     step = jnp.maximum(jnp.max(jnp.abs(un - u), initial=0.0), jnp.max(jnp.abs(bn - b), initial=0.0))
     flat = jnp.abs(old - new) <= 1e-14 * jnp.abs(new)
-    done = (step <= PIRLS_STEP_TOL * scale) | (flat & (step <= 1e-7 * scale))
+    floor = flat if last_step is None else flat | (step >= 0.5 * last_step)
+    done = (step <= PIRLS_STEP_TOL * scale) | (floor & (step <= 1e-7 * scale))
     return un, bn, new, count, step, done
 
 
@@ -268,11 +277,7 @@ def pirls_chord(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: 
         return penalized_deviance(theta, u, b, data, dims, family)
 
     def factor_at(eta):
-        w, z = working_values(eta, data, family, False)
-        arrays = {**data, **cross_products(data, w, z, data["offset"], dims)}
-        f = factorize(theta, arrays, dims, True)
-        b = jnp.where(joint, estimates_from_factor(f, dims).beta, beta)
-        return f, w, solve_modes(theta, f, arrays, w, arrays["xy_map"] @ jnp.append(-b, 1.0), dims), b
+        return pls_step(theta, eta, beta, data, dims, family, joint, False)
 
     def cond(s):
         return (s[3] < maxit) & ~s[4]
@@ -287,11 +292,7 @@ def pirls_chord(theta, beta, u0, beta0, data, dims, family, joint, cold, maxit: 
         lme4_start = cold & first
         un = jnp.where(lme4_start, u_ls, u - s_u)
         bn = jnp.where(lme4_start, b_ls, jnp.where(joint, b - s_b, beta))
-        un, bn, new, count, step, done = _halve_and_test(pdev, u, b, un, bn, old, first & ~cold)
-        # the noise floor: a step already below 1e-7 (relative) that no longer shrinks (the gradient's
-        # rounding over 1e6 rows), where the criterion's own rounding hides the flatness test
-        scale = 1.0 + jnp.maximum(jnp.max(jnp.abs(un), initial=0.0), jnp.max(jnp.abs(bn), initial=0.0))
-        done = done | ((step <= 1e-7 * scale) & (step >= 0.5 * last))
+        un, bn, new, count, step, done = _halve_and_test(pdev, u, b, un, bn, old, first & ~cold, last)
         slow = lme4_start | (step > 0.1 * last) | (count > 1)  # the kept factor no longer serves
         return un, bn, new, it + 1, done, f, w, slow, jnp.where(lme4_start, jnp.inf, step)
 
