@@ -21,7 +21,7 @@ from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from .families import get_family
 from .fitting.glmm import glmm_data, minimize_glmm
 from .model import Model, build_model
-from .progress import Progress, first_use
+from .progress import Progress, evaluation_reporter, first_use
 from .results.glmer_fit import GlmerFit, GlmmEstimates
 
 
@@ -42,10 +42,12 @@ def _check_nagq(nagq, model: Model) -> int:
 
 
 def fit_glmm_model(model: Model, family, formula: str, nagq: int = 1, theta0=None, beta0=None,
-                   warn: bool = True) -> GlmerFit:
-    """Fit a prepared GLMM design (``model.y``: response, ``model.weights``: prior weights)."""
+                   warn: bool = True, on_evaluation=None) -> GlmerFit:
+    """Fit a prepared GLMM design (``model.y``: response, ``model.weights``: prior weights);
+    ``on_evaluation``: see :func:`~lmmjax.fitting.glmm.minimize_glmm`."""
     data = glmm_data(model)
-    best = minimize_glmm(data, model.dims, family, model.layout, nagq=nagq, theta0=theta0, beta0=beta0)
+    best = minimize_glmm(data, model.dims, family, model.layout, nagq=nagq, theta0=theta0, beta0=beta0,
+                         on_evaluation=on_evaluation)
     est = GlmmEstimates(theta=best.opt.theta, beta=best.beta, u=best.u, objective=best.opt.deviance)
     fit = GlmerFit(model=model, family=family, estimates=est, optsummary=best.opt, formula=formula, nagq=nagq)
     if warn and not fit.converged:
@@ -82,6 +84,11 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", nAGQ: int = 1, we
     offset : str or array, optional
         Added to the linear predictor (``offset()`` in the formula too).
 
+    A fit that takes more than a second shows a timer, then the optimizer's
+    progress: ``glmer 00:09, stage 2, evaluation 14, deviance 1834.52``
+    (stage 1: θ with β in PIRLS; stage 2: θ and β); ``LMMJAX_PROGRESS=0``
+    turns it off.
+
     Returns
     -------
     GlmerFit
@@ -98,8 +105,9 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", nAGQ: int = 1, we
     # the formula layer reads and checks the family's response forms (cbind, factors, counts...)
     model = build_model(formula, data, reml=False, weights=weights, offset=offset, family=family)
     nagq = _check_nagq(nAGQ, model)
-    with Progress(desc="glmer", unit="s", compiling=first_use(("glmer", model.dims, family.name, family.link, nagq))):
-        return fit_glmm_model(model, family, formula, nagq)
+    with Progress(desc="glmer", unit="s",
+                  compiling=first_use(("glmer", model.dims, family.name, family.link, nagq))) as bar:
+        return fit_glmm_model(model, family, formula, nagq, on_evaluation=evaluation_reporter(bar, "deviance"))
 
 
 def refit_glmm(fit: GlmerFit, y) -> GlmerFit:

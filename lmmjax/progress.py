@@ -10,6 +10,12 @@ first result of a program that is new to this process, ``compiling…``.
 shows it at once. The environment variable ``LMMJAX_PROGRESS=0`` turns every
 bar off, including the timer of an ``lmer`` call that compiles.
 
+A fit's timer also says how far its optimizer has got: an
+:class:`EvaluationReporter` (from :func:`evaluation_reporter`, None when the
+bar is off, so that a fit with the bar off pays nothing) is the callable the
+optimizer calls with the objective's value at each evaluation, and the bar
+reads ``lmer 00:12, evaluation 7, REML criterion 2531034.81``.
+
 Examples
 --------
 >>> with Progress(total=3, desc="refits", unit="fit") as bar:  # doctest: +SKIP
@@ -111,10 +117,12 @@ class Progress:
         self.compiling = compiling
         self.done = 0
         self.bar = None
+        self.text = ""  # shown after the timer once compiling is over (:meth:`note`)
         self._mode = mode(progress)
         if self._mode != "off":
             COMPILATIONS.register()
         self._start = self._since = time.perf_counter()
+        self._noted = -float("inf")  # when a note last redrew the bar
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._thread = None
@@ -130,6 +138,9 @@ class Progress:
         timer = {} if self.total is not None else {"bar_format": "{desc} {elapsed}{postfix}"}
         self.bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, initial=self.done,
                         leave=False, file=sys.stderr, dynamic_ncols=True, **timer)
+        self.bar.start_t -= time.perf_counter() - self._start  # the timer counts from the work's start
+        if self.text:
+            self.bar.set_postfix_str(self.text, refresh=False)
         self._status()
 
     def _status(self) -> None:
@@ -158,6 +169,24 @@ class Progress:
             if self.bar is not None:
                 self._status()
 
+    @property
+    def active(self) -> bool:
+        """False when the bar is turned off (``progress=False`` or ``LMMJAX_PROGRESS=0``)."""
+        return self._mode != "off"
+
+    def note(self, text: str) -> None:
+        """Show ``text`` after the timer; ends ``compiling…``. A shown bar is redrawn at once
+        unless it was redrawn for a note less than :data:`TICK` s ago (the watcher catches up)."""
+        with self._lock:
+            self.text = text
+            self.compiling = False
+            if self.bar is not None:
+                now = time.perf_counter()
+                redraw = now - self._noted >= TICK
+                self.bar.set_postfix_str(text, refresh=redraw)
+                if redraw:
+                    self._noted = now
+
     def update(self, k: int = 1) -> None:
         """``k`` more items done."""
         with self._lock:
@@ -181,3 +210,33 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class EvaluationReporter:
+    """Counts a fit's objective evaluations and shows the count and the latest value on a bar.
+
+    Called by the optimizer with the objective's value at each evaluation
+    (and, for a fit in stages, the stage's name).
+
+    Examples
+    --------
+    >>> with Progress(desc="lmer", unit="s", progress=False) as bar:
+    ...     report = EvaluationReporter(bar, "REML criterion")
+    ...     report(2531034.8123)
+    ...     bar.text
+    'evaluation 1, REML criterion 2531034.81'
+    """
+
+    def __init__(self, bar: Progress, criterion: str):
+        self.bar, self.criterion = bar, criterion
+        self.count = 0
+
+    def __call__(self, value: float, stage: str | None = None) -> None:
+        self.count += 1
+        self.bar.note(("" if stage is None else f"{stage}, ") +
+                      f"evaluation {self.count}, {self.criterion} {float(value):.2f}")
+
+
+def evaluation_reporter(bar: Progress, criterion: str) -> EvaluationReporter | None:
+    """An :class:`EvaluationReporter` on ``bar``, or None when the bar is off (nothing to report to)."""
+    return EvaluationReporter(bar, criterion) if bar.active else None

@@ -78,3 +78,48 @@ def test_a_timer_without_total(capsys, fast_delay):
         time.sleep(0.3)
     err = capsys.readouterr().err
     assert "lmer 00:00" in err and "it/s" not in err
+
+
+def test_evaluation_reporter_text_and_off_switch(monkeypatch):
+    monkeypatch.delenv(pg.ENV, raising=False)
+    with pg.Progress(desc="glmer", unit="s") as bar:
+        report = pg.evaluation_reporter(bar, "deviance")
+        report(1834.5249)
+        report(1830.0, "stage 2")
+        assert bar.text == "stage 2, evaluation 2, deviance 1830.00"
+        assert not bar.compiling  # a result has come: no longer "compiling…"
+    with pg.Progress(desc="lmer", unit="s", progress=False) as bar:
+        assert pg.evaluation_reporter(bar, "deviance") is None  # a fit with the bar off pays nothing
+    monkeypatch.setenv(pg.ENV, "0")
+    with pg.Progress(desc="lmer", unit="s") as bar:
+        assert pg.evaluation_reporter(bar, "deviance") is None
+
+
+def test_an_lmer_fit_shows_its_evaluations_and_criterion(capsys, monkeypatch, sleep_fit):
+    """The bar of an lmer fit (forced on: a warm sleepstudy fit is too quick to show it) reads
+    ``evaluation n, REML criterion <value>``, one note per evaluation of the search."""
+    import lmmjax as lmm
+
+    monkeypatch.delenv(pg.ENV, raising=False)
+    monkeypatch.setattr(pg, "mode", lambda progress: "on")
+    notes = []
+    note = pg.Progress.note
+    monkeypatch.setattr(pg.Progress, "note", lambda self, text: (notes.append(text), note(self, text)))
+    fit = lmm.lmer(sleep_fit.formula, lmm.datasets.load("sleepstudy"))
+    err = capsys.readouterr().err
+    assert "lmer 00:0" in err and "evaluation 1, REML criterion " in err  # drawn on stderr
+    assert [t.split(",")[0] for t in notes] == [f"evaluation {i}" for i in range(1, len(notes) + 1)]
+    values = [float(t.rsplit(" ", 1)[1]) for t in notes]
+    assert min(values) == pytest.approx(fit.optsummary.deviance, abs=0.006)
+    assert min(values) == pytest.approx(1743.63, abs=0.006)  # lme4: REML criterion at convergence 1743.6
+
+
+def test_minimize_deviance_reports_every_evaluation(sleep_fit):
+    from lmmjax.fitting.optimize import minimize_deviance
+
+    m, values = sleep_fit.model, []
+    opt = minimize_deviance(m.fit_arrays, m.fit_dims, m.layout, theta0=sleep_fit.optsummary.theta_start,
+                            on_evaluation=values.append)
+    assert len(values) == opt.n_evaluations - 1 - len(opt.theta)  # the record adds the final checks
+    assert all(isinstance(v, float) for v in values) and values[0] > opt.deviance + 1.0  # starts away from θ̂
+    assert min(values) == pytest.approx(opt.deviance, abs=1e-8 * opt.deviance)

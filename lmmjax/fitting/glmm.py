@@ -104,8 +104,9 @@ class _Objective:
     a fixed effect on a large scale (a height in cm) does not stall L-BFGS-B.
     """
 
-    def __init__(self, data, dims, family, joint, nagq, u, beta):
+    def __init__(self, data, dims, family, joint, nagq, u, beta, on_evaluation=None):
         self.data, self.dims, self.family, self.nagq = data, dims, family, nagq
+        self.on_evaluation = on_evaluation  # called with (value, stage name) at each evaluation
         self.joint = np.bool_(joint)
         self.u, self.beta = u, beta
         self.k = dims.n_theta
@@ -137,6 +138,8 @@ class _Objective:
         out = value_and_grad_jit(x[: self.k], beta, self.u, self.beta, self.joint, np.bool_(cold), self.data,
                                  self.dims, self.family, self.nagq, 1)
         self.last = (x, out)
+        if self.on_evaluation is not None:
+            self.on_evaluation(float(out[0][0]), "stage 1" if self.joint else "stage 2")
         return out
 
     def value_and_grad(self, y):
@@ -350,7 +353,7 @@ def _stage_newton(obj: _Objective, x0, layout, gtol, tol, final=True):
 
 
 def minimize_glmm(data, dims, family, layout, nagq: int = 1, theta0=None, beta0=None,
-                  gtol: float = 1e-6) -> GlmmOptimum:
+                  gtol: float = 1e-6, on_evaluation=None) -> GlmmOptimum:
     """Fit θ (and β) of a GLMM.
 
     Parameters
@@ -363,6 +366,10 @@ def minimize_glmm(data, dims, family, layout, nagq: int = 1, theta0=None, beta0=
     theta0, beta0 : optional starts (default: lme4's θ = 1 and β from the first PIRLS)
     gtol : convergence requires the largest projected gradient component below
         ``gtol · max(1, |objective|)``
+    on_evaluation : callable, optional
+        Called with the objective's value and the stage's name (``"stage 1"``,
+        ``"stage 2"``) at each evaluation, e.g.
+        :class:`lmmjax.progress.EvaluationReporter`; None (default) costs nothing.
 
     Examples
     --------
@@ -371,7 +378,8 @@ def minimize_glmm(data, dims, family, layout, nagq: int = 1, theta0=None, beta0=
     t0 = time.perf_counter()
     data = jax.device_put(data)
     theta_start = start_theta(np.asarray(layout.lower, float)) if theta0 is None else np.asarray(theta0, float)
-    stage1 = _Objective(data, dims, family, True, 1, np.zeros(dims.l1 * dims.p1 + dims.q2), np.zeros(dims.p))
+    stage1 = _Objective(data, dims, family, True, 1, np.zeros(dims.l1 * dims.p1 + dims.q2), np.zeros(dims.p),
+                        on_evaluation)
     stage1.u, stage1.beta, _ = stage1.mode(theta_start, cold=True)  # lme4's start η = g(initialize(y))
     u, beta = stage1.u, stage1.beta
     if beta0 is not None:
@@ -386,7 +394,7 @@ def minimize_glmm(data, dims, family, layout, nagq: int = 1, theta0=None, beta0=
         theta, x, obj = x1, x1, stage1
         optimizer = "L-BFGS-B (scipy) over θ, β in PIRLS (nAGQ = 0), exact gradients"
     else:
-        obj = _Objective(data, dims, family, False, nagq, u, beta)
+        obj = _Objective(data, dims, family, False, nagq, u, beta, on_evaluation)
         x, f1, pg, ok, nit2, msg, snapped = _stage_newton(obj, np.concatenate([x1, np.asarray(beta)]), layout,
                                                           gtol, min(gtol, POLISH_GTOL))
         nit += nit2

@@ -109,12 +109,15 @@ def _status(res, ok: bool, dev: float) -> int:
     return STOP_MAXITER if res.status == 1 else STOP_LINESEARCH
 
 
-def _scipy_objective(arrays, dims, k: int, evals: list):
-    """θ (true size) → (deviance, gradient) for scipy, θ padded to ``dims``; counts evaluations in ``evals``."""
+def _scipy_objective(arrays, dims, k: int, evals: list, on_evaluation=None):
+    """θ (true size) → (deviance, gradient) for scipy, θ padded to ``dims``; counts evaluations in ``evals``
+    and passes each deviance to ``on_evaluation`` (e.g. a progress bar's reporter) when given."""
     def fun(th):
         evals[0] += 1
         val, grad = value_and_grad_jit(pad_theta(th, dims), arrays, dims)
         val = float(val)
+        if on_evaluation is not None:
+            on_evaluation(val)
         if not np.isfinite(val):
             return 1e300, np.zeros_like(th)
         return val, np.asarray(grad, dtype=float)[:k]
@@ -125,18 +128,18 @@ def _scipy_objective(arrays, dims, k: int, evals: list):
 HELD_FTOL = 1e-8
 
 
-def minimize_held(arrays, dims, layout, theta0, held) -> tuple:
+def minimize_held(arrays, dims, layout, theta0, held, on_evaluation=None) -> tuple:
     """L-BFGS-B over θ with the entries where ``held`` is True kept at their ``theta0`` values.
 
     A quick profile step for choosing a start (no restarts, snapping or
-    polishing); returns (θ, deviance).
+    polishing); returns (θ, deviance). ``on_evaluation``: as :func:`minimize_deviance`'s.
 
     Examples
     --------
     >>> theta, dev = minimize_held(model.fit_arrays, model.fit_dims, model.layout, start, held)  # doctest: +SKIP
     """
     theta0 = np.asarray(theta0, float)
-    fun = _scipy_objective(jax.device_put(arrays), dims, len(theta0), [0])
+    fun = _scipy_objective(jax.device_put(arrays), dims, len(theta0), [0], on_evaluation)
     bounds = [(v, v) if h else b for v, h, b in zip(theta0, held, layout.bounds)]
     with single_threaded_scipy_blas():
         res = so.minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -144,7 +147,8 @@ def minimize_held(arrays, dims, layout, theta0, held) -> tuple:
     return np.asarray(res.x, float), float(res.fun)
 
 
-def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNAP_TOL) -> OptSummary:
+def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNAP_TOL,
+                      on_evaluation=None) -> OptSummary:
     """Fit θ.
 
     Parameters
@@ -161,6 +165,10 @@ def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNA
     gtol : float
         Convergence requires the max-abs projected gradient below
         ``gtol * max(1, |deviance|)``.
+    on_evaluation : callable, optional
+        Called with the deviance (a float) after each evaluation of the
+        search, e.g. :class:`lmmjax.progress.EvaluationReporter` (the fit's
+        progress bar); None (default) costs nothing.
 
     Returns
     -------
@@ -176,11 +184,14 @@ def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNA
     theta0 = start_theta(lower) if theta0 is None else np.asarray(theta0, float)
     evals = [0]
     k = len(lower)
-    fun = _scipy_objective(arrays, dims, k, evals)
+    fun = _scipy_objective(arrays, dims, k, evals, on_evaluation)
 
     def deviance(th):
         evals[0] += 1
-        return float(deviance_jit(pad_theta(th, dims), arrays, dims))
+        val = float(deviance_jit(pad_theta(th, dims), arrays, dims))
+        if on_evaluation is not None:
+            on_evaluation(val)
+        return val
 
     options = dict(maxiter=5000, maxfun=10000, ftol=1e-12, gtol=1e-9, maxcor=20)
     nit = [0]

@@ -84,3 +84,25 @@ def test_quadrature_needs_a_single_scalar_term():
         lmm.glmer("TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)", ticks, family="poisson", nAGQ=5)
     with pytest.raises(ModelSpecError, match="nAGQ"):
         lmm.glmer("TICKS ~ YEAR + (1 | BROOD)", ticks, family="poisson", nAGQ=-1)
+
+
+def test_the_fit_reports_each_evaluation_with_its_stage(cbpp_fit, monkeypatch):
+    """glmer's progress bar (forced on) names the stage, the evaluation and the deviance."""
+    from lmmjax import progress as pg
+
+    fit, ref = cbpp_fit
+    monkeypatch.delenv(pg.ENV, raising=False)
+    monkeypatch.setattr(pg, "mode", lambda progress: "on")
+    notes = []
+    note = pg.Progress.note
+    monkeypatch.setattr(pg.Progress, "note", lambda self, text: (notes.append(text), note(self, text)))
+    again = lmm.glmer(fit.formula, lmm.datasets.load("cbpp"), family="binomial")
+    assert again.loglik == pytest.approx(fit.loglik, abs=1e-8)
+    stages = [t.split(",")[0] for t in notes]
+    k = stages.index("stage 2")
+    assert k > 0 and set(stages[:k]) == {"stage 1"} and set(stages[k:]) == {"stage 2"}
+    assert [t.split(", ")[1] for t in notes] == [f"evaluation {i}" for i in range(1, len(notes) + 1)]
+    assert len(notes) >= again.optsummary.n_evaluations
+    stage2 = [float(t.rsplit(" ", 1)[1]) for t in notes[k:]]
+    assert all(t.split(", ")[2].startswith("deviance ") for t in notes)
+    assert min(stage2) == pytest.approx(-2 * again.loglik, abs=0.006)
