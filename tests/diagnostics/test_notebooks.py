@@ -55,7 +55,8 @@ def test_notebook_is_committed_with_its_outputs(name):
 
 @pytest.mark.slow  # executes the notebooks
 @pytest.mark.parametrize("name", ALL)
-def test_notebook_runs(name):
+def test_notebook_runs(name, monkeypatch):
+    monkeypatch.setenv("LMMJAX_NOTEBOOK_ROWS", "20000")  # 03's simulated data: 20,000 rows, not 1e6
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         skipped = _executor().run_notebook(NOTEBOOKS / name, store=False)
