@@ -50,14 +50,17 @@ def _rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
 
 
-def fit_once(label: str, role: str, rows: int, users: int, items: int) -> dict:
-    """The record of one fit (see the module docstring)."""
+def fit_once(label: str, role: str, rows: int, users: int, items: int, kind: str = "auto") -> dict:
+    """The record of one fit (see the module docstring); ``kind`` forces the block kind
+    (``"tiled"``, ``"iterative"``...; "auto": lmer's own choice)."""
     import warnings
 
     import jax
     import numpy as np
 
     import lmmjax as lmm
+    from lmmjax.lmer import fit_model
+    from lmmjax.model import build_model
 
     device = jax.devices()[0]
     t = time.perf_counter()
@@ -66,7 +69,8 @@ def fit_once(label: str, role: str, rows: int, users: int, items: int) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t = time.perf_counter()
-        fit = lmm.lmer(FORMULA, data)
+        fit = (lmm.lmer(FORMULA, data) if kind == "auto" else
+               fit_model(build_model(FORMULA, data).with_schur(kind), FORMULA))
         t_fit = time.perf_counter() - t
         peak_fit = _device_peak(device)
         t = time.perf_counter()
@@ -128,6 +132,7 @@ def main() -> None:
     f.add_argument("--rows", type=float, required=True)
     f.add_argument("--users", type=float, required=True)
     f.add_argument("--items", type=float, required=True)
+    f.add_argument("--kind", default="auto", help='force the block kind ("pairs", "matmul", "tiled", "iterative")')
     f.add_argument("--out", required=True)
     r = sub.add_parser("report", help="markdown block from the JSON files of a run")
     r.add_argument("files", nargs="*")
@@ -136,7 +141,7 @@ def main() -> None:
     r.add_argument("--write", action="store_true", help="write it into benchmarks/RESULTS.md (section gpu_check)")
     args = ap.parse_args()
     if args.command == "fit":
-        rec = fit_once(args.label, args.role, int(args.rows), int(args.users), int(args.items))
+        rec = fit_once(args.label, args.role, int(args.rows), int(args.users), int(args.items), args.kind)
         Path(args.out).write_text(json.dumps(rec, indent=1))
         print(json.dumps({k: v for k, v in rec.items() if k not in ("theta", "beta")}), flush=True)
         return

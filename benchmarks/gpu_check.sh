@@ -40,7 +40,10 @@
 # Settings (environment): GPU_CHECK_SMOKE=1 (20,000-100,000 rows, every stage on the CPU, no
 # install: checks the script itself); GPU_CHECK_BUDGET (seconds); GPU_CHECK_STAGES (a
 # comma-separated subset of gpu1e6,gpu1e7,gpu32m,cpu1e6,cpu1e7; "setup" installs and prints the
-# devices only); GPU_CHECK_PARALLEL; GPU_CHECK_PYTHON. JAX's GPU memory is not preallocated
+# devices only); GPU_CHECK_PARALLEL; GPU_CHECK_PYTHON; GPU_CHECK_KIND (force the block kind of every
+# fit: "tiled", "iterative", ...; default "auto", lmer's choice: lmmjax.structure.kinds.choose_kind picks
+# the iterative kind (stochastic log-determinant) once q2³ passes DENSE_WORK_LIMIT, i.e. at 1e7 and
+# ml-32m, on a GPU too; GPU_CHECK_KIND=tiled times the exact kind there). JAX's GPU memory is not preallocated
 # (XLA_PYTHON_CLIENT_PREALLOCATE=false: the peak it reports is what the fit used) and its limit is
 # 95% of the device (XLA_PYTHON_CLIENT_MEM_FRACTION, default here 0.95: one dense 84,432² matrix
 # is 57 GB); progress bars are off (LMMJAX_PROGRESS=0); each fit gets an empty compilation cache
@@ -124,7 +127,7 @@ run_fit() {  # run_fit NAME PLATFORM CORES LABEL MAX_SECONDS ROWS USERS ITEMS
     echo "$name: $rows rows, $users × $items on $platform${cores:+ (cores $cores)}; timeout ${limit} s"
     JAX_PLATFORMS=$platform LMMJAX_CACHE_DIR="$WORK/cache-$name" timeout -k 10 "$limit" "${pin[@]}" \
         "$PY" benchmarks/gpu_check.py fit --label "$label" --role "$role" --rows "$rows" --users "$users" \
-        --items "$items" --out "$WORK/$name.json" > "$WORK/$name.log" 2>&1
+        --items "$items" --kind "${GPU_CHECK_KIND:-auto}" --out "$WORK/$name.json" > "$WORK/$name.log" 2>&1
     local rc=$?
     echo "$name: $(tail -n 1 "$WORK/$name.log")"
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
