@@ -44,6 +44,21 @@ def _scipy_openblas():
     return None
 
 
+def set_scipy_blas_threads(n: int) -> bool:
+    """Set scipy's OpenBLAS to ``n`` threads for the process; False where it is not found.
+
+    Examples
+    --------
+    >>> set_scipy_blas_threads(1)  # doctest: +SKIP
+    True
+    """
+    funcs = _scipy_openblas()
+    if funcs is None:
+        return False
+    funcs[1](int(n))
+    return True
+
+
 @contextmanager
 def single_threaded_scipy_blas():
     """Run the block with scipy's OpenBLAS on one thread (a no-op where it is not found).

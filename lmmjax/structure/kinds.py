@@ -83,7 +83,7 @@ def schur_cross(W, arrays, l1: int, q2: int):
 def logdet_and_quadratic(S, Sx):
     """log|S| and Sxᵀ S⁻¹ Sx for the dense SPD block S.
 
-    The derivative rule uses S⁻¹ = L⁻ᵀL⁻¹ (:func:`triangular_inverse`):
+    The derivative rule uses S⁻¹ = L⁻ᵀL⁻¹ (:func:`triangular_inverse`, :func:`lower_gram`):
     d log|S| = tr(S⁻¹ dS) and d(SxᵀS⁻¹Sx) = dSxᵀY + YᵀdSx − Yᵀ dS Y with
     Y = S⁻¹Sx. Reverse mode through it costs about 1.5 forward evaluations,
     against about 4 for autodiff through the Cholesky factorization
@@ -115,14 +115,28 @@ def triangular_inverse(L):
     return jnp.block([[A_inv, jnp.zeros((h, n - h), L.dtype)], [lower_left, D_inv]])
 
 
+def lower_gram(M):
+    """MᵀM for a lower-triangular M, by the same 2 × 2 blocks: ``[[AᵀA + CᵀC, CᵀD], [DᵀC, DᵀD]]``.
+
+    Skips the products with the zero upper block: about half the work of
+    ``M.T @ M`` (q2 = 2,000: 0.22 s against 0.44 s, loaded machine).
+    """
+    n = M.shape[0]
+    if n <= TRIANGULAR_BLOCK:
+        return M.T @ M
+    h = n // 2
+    A, C, D = M[:h, :h], M[h:, :h], M[h:, h:]
+    lower_left = D.T @ C
+    return jnp.block([[lower_gram(A) + C.T @ C, lower_left.T], [lower_left, lower_gram(D)]])
+
+
 @logdet_and_quadratic.defjvp
 def _logdet_and_quadratic_jvp(primals, tangents):
     S, Sx = primals
     dS, dSx = tangents
     L = jnp.linalg.cholesky(S)
     V = lax.linalg.triangular_solve(L, Sx, left_side=True, lower=True)
-    L_inv = triangular_inverse(L)
-    Sinv = L_inv.T @ L_inv
+    Sinv = lower_gram(triangular_inverse(L))
     Y = Sinv @ Sx
     dYt = dSx.T @ Y
     return ((2.0 * jnp.sum(jnp.log(jnp.diagonal(L))), V.T @ V),
@@ -428,22 +442,47 @@ def head_update(W, ent_a, head_src, head_slot, head: int, chunk: int):
     return lax.scan(body, C0, (head_src, head_slot, Wc))[0]
 
 
-STREAM_TILE = 1 << 20  # products (levels × width²) formed at once by the streamed tail
+STREAM_TILE = 1 << 20  # products (levels × pairs per level) formed at once by the streamed tail
+BUCKET_SHARE = 0.02  # a width bucket with fewer of the tail's products than this share joins the next wider one
+
+
+def stream_width(n: np.ndarray) -> np.ndarray:
+    """Padded width of a level with ``n`` entries: n up to 8, else n rounded up to a quarter octave.
+
+    Widths 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, … waste at most a quarter
+    of a level's row (power-of-two widths wasted up to half, and ~40% of a
+    uniform design's products).
+    """
+    n = np.maximum(np.asarray(n, np.int64), 1)
+    step = np.where(n > 8, 1 << np.maximum(np.ceil(np.log2(n)).astype(np.int64) - 3, 0), 1)
+    return -(-n // step) * step
 
 
 def stream_layout(ent_level: np.ndarray, ent_tail: np.ndarray, l1: int) -> list:
-    """Levels of block 1 with a tail entry, grouped by entry count rounded up to a power of two.
+    """Levels of block 1 with a tail entry, grouped by padded entry count (:func:`stream_width`).
 
     Returns a list of (level ids, (width, padded rows, chunk)) per width,
     narrowest first; rows are padded to a multiple of the chunk (levels
-    formed together, at most :data:`STREAM_TILE` products).
+    formed together, about :data:`STREAM_TILE` products). A width holding
+    less than :data:`BUCKET_SHARE` of the products joins the next wider one,
+    so that few scans are compiled.
     """
     n = np.bincount(ent_level, minlength=l1)
     has_tail = np.bincount(ent_level[ent_tail], minlength=l1) > 0
-    width = np.where(n > 0, 1 << np.ceil(np.log2(np.maximum(n, 1))).astype(np.int64), 0)
-    out = []
-    for w in np.unique(width[has_tail]):
-        levels = np.nonzero(has_tail & (width == w))[0]
+    width = np.where(has_tail, stream_width(n), 0)
+    widths = [int(w) for w in np.unique(width[has_tail])]
+    products = {w: int(np.sum(width == w)) * w * w for w in widths}
+    total = sum(products.values())
+    merged, carried = [], 0
+    for i, w in enumerate(widths):  # small buckets join the next wider one (levels padded to its width)
+        carried += products[w]
+        if i == len(widths) - 1 or carried >= BUCKET_SHARE * total:
+            merged.append(w)
+            carried = 0
+    out, lo = [], 0
+    for w in merged:
+        levels = np.nonzero(has_tail & (width > lo) & (width <= w))[0]
+        lo = w
         chunk = int(max(1, min(len(levels), STREAM_TILE // (w * w))))
         rows = -(-len(levels) // chunk) * chunk
         out.append((levels, (int(w), int(rows), chunk)))
@@ -459,6 +498,11 @@ def stream_tail(W, arrays, q2: int, buckets: tuple, has_head: bool):
     :func:`head_update`. Levels go ``chunk`` at a time in a scan whose body
     is rematerialised under differentiation: memory is the entries plus
     one chunk of products, whatever the number of pairs.
+
+    Only the square is formed: a lower triangle (half the scatter) needs
+    gathers or slices of each level's products, and on a CPU those cost
+    more than the scatter they save (1e6 rows, 20,000 × 2,000: forward
+    about the same, gradient 2× slower).
     """
     ent_a, ent_row, ent_level, ent_head = arrays["ent_a"], arrays["ent_row"], arrays["ent_level"], arrays["ent_head"]
     big = q2 * q2 >= 2**31 - 1

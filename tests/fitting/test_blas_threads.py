@@ -1,4 +1,8 @@
-"""scipy's OpenBLAS runs L-BFGS-B on one thread and gets its thread count back afterwards."""
+"""scipy's OpenBLAS: one thread from import on (unless the environment says otherwise), and inside L-BFGS-B."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from lmmjax.fitting.blas_threads import _scipy_openblas, single_threaded_scipy_blas
@@ -21,3 +25,23 @@ def test_one_thread_inside_and_the_count_restored_after():
         assert get() == 2
     finally:
         set_(before)
+
+
+def test_import_sets_one_thread_unless_the_environment_says_otherwise():
+    """lmmjax.config.blas_threads: 1 by default, $LMMJAX_BLAS_THREADS wins, OPENBLAS_NUM_THREADS alone is left alone."""
+    from lmmjax.config import blas_threads
+
+    assert blas_threads({}) == 1
+    assert blas_threads({"LMMJAX_BLAS_THREADS": "3"}) == 3
+    assert blas_threads({"LMMJAX_BLAS_THREADS": "x"}) == 1
+    assert blas_threads({"OPENBLAS_NUM_THREADS": "4"}) is None
+    assert blas_threads({"OPENBLAS_NUM_THREADS": "4", "LMMJAX_BLAS_THREADS": "2"}) == 2
+    if _scipy_openblas() is None:
+        pytest.skip("scipy's BLAS is not a bundled OpenBLAS here")
+    code = ("import lmmjax; from lmmjax.fitting.blas_threads import _scipy_openblas; "
+            "print(_scipy_openblas()[0]())")
+    for env, expected in (({}, "1"), ({"LMMJAX_BLAS_THREADS": "2"}, "2")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**{k: v for k, v in os.environ.items()
+                                     if k not in ("OPENBLAS_NUM_THREADS", "LMMJAX_BLAS_THREADS")}, **env})
+        assert out.stdout.strip() == expected
