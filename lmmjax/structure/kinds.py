@@ -489,6 +489,11 @@ def stream_layout(ent_level: np.ndarray, ent_tail: np.ndarray, l1: int) -> list:
     return out
 
 
+def take(a, index):
+    """``a[index]`` for indices known to be in bounds (no clamping: the pattern's entries, levels and rows are)."""
+    return a.at[index].get(mode="promise_in_bounds")
+
+
 def stream_tail(W, arrays, q2: int, buckets: tuple, has_head: bool):
     """The tail of the Schur update formed inside the evaluation, from each level's entries (no stored pairs).
 
@@ -502,7 +507,9 @@ def stream_tail(W, arrays, q2: int, buckets: tuple, has_head: bool):
     Only the square is formed: a lower triangle (half the scatter) needs
     gathers or slices of each level's products, and on a CPU those cost
     more than the scatter they save (1e6 rows, 20,000 × 2,000: forward
-    about the same, gradient 2× slower).
+    about the same, gradient 2× slower). Indices are in bounds by
+    construction, so neither the gathers nor the scatter clamp them (the
+    scatter about 20% faster).
     """
     ent_a, ent_row, ent_level, ent_head = arrays["ent_a"], arrays["ent_row"], arrays["ent_level"], arrays["ent_head"]
     big = q2 * q2 >= 2**31 - 1
@@ -512,13 +519,15 @@ def stream_tail(W, arrays, q2: int, buckets: tuple, has_head: bool):
 
         @jax.checkpoint
         def body(C, Ek):
-            a = ent_a[Ek]  # (chunk, width, p1); padding points at the spare zero entry
-            vals = jnp.einsum("cia,cab,cjb->cij", a, W[ent_level[Ek[:, 0]]], a)
+            a = take(ent_a, Ek)  # (chunk, width, p1); padding points at the spare zero entry
+            vals = jnp.einsum("cia,cab,cjb->cij", a, take(W, take(ent_level, Ek[:, 0])), a)
             if has_head:
-                h = ent_head[Ek]
+                h = take(ent_head, Ek)
                 vals = jnp.where(h[:, :, None] & h[:, None, :], 0.0, vals)
-            r = ent_row[Ek].astype(jnp.int64) if big else ent_row[Ek]
-            return C.at[(r[:, :, None] * q2 + r[:, None, :]).ravel()].add(vals.ravel()), None
+            r = take(ent_row, Ek)
+            r = r.astype(jnp.int64) if big else r
+            target = (r[:, :, None] * q2 + r[:, None, :]).ravel()
+            return C.at[target].add(vals.ravel(), mode="promise_in_bounds"), None
 
         C = lax.scan(body, C, E)[0]
     return C.reshape(q2, q2)
