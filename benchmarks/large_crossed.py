@@ -181,7 +181,9 @@ def run_case(label: str, data: pd.DataFrame, args) -> list:
     j = run_python(lmmjax_code(csv, not args.no_warm, not args.no_summary, args.kind), timeout=args.py_timeout)
     print("lmmjax", j, flush=True)
     r = None
-    if not args.no_r:
+    if args.r_known:
+        r = args.r_known
+    elif not args.no_r:
         try:
             r = run_r(r_code(csv, args.lmertest), timeout=args.r_timeout)
         except subprocess.TimeoutExpired:
@@ -200,7 +202,7 @@ def run_case(label: str, data: pd.DataFrame, args) -> list:
     elif r is None:
         row += ["not run"] * 5
     else:
-        row += [f"{r} ({args.r_timeout} s)" if r == "timeout" else r, "–", "–", "–", "–"]
+        row += [f"{r} ({args.r_timeout} s)" if r == "timeout" else r, "–", "–", "–", "–"]  # a time-out, failure or --r-known
     row.append(load_average())
     return row
 
@@ -222,6 +224,8 @@ def main() -> None:
     ap.add_argument("--no-summary", action="store_true")
     ap.add_argument("--kind", default="auto", help='force the block kind ("pairs", "matmul", "tiled", "iterative")')
     ap.add_argument("--r-timeout", type=int, default=1800)
+    ap.add_argument("--r-known", default="", help="lme4's outcome from an earlier run of the same data, written in "
+                    "its column instead of running R again (e.g. \"timeout (1800 s) at 12:52 UTC\")")
     ap.add_argument("--py-timeout", type=int, default=3600)
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     ap.add_argument("--section", default="large_crossed", help="RESULTS.md section to write")
