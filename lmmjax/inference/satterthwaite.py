@@ -38,22 +38,33 @@ jax.config.update("jax_enable_x64", True)
 EIGEN_TOL = 1e-8  # lmerTest's tolerance on the Hessian's eigenvalues
 
 
-def _deviance_and_covbeta(varpar, arrays, dims):
-    theta, sigma = varpar[:-1], varpar[-1]
+def _theta_parts(theta, arrays, dims):
+    """The deviance's pieces that depend on θ: ``(a, pwrss, c, C₀)``.
+
+    The deviance in varpar = (θ, σ) is ``a(θ) + pwrss(θ)/σ² + c·log(2πσ²)``
+    (``a = log|L|² − Σ log wᵢ``, plus ``log|R_X|²`` by REML; ``c = n − p``
+    by REML, n by ML) and ``cov(β̂) = σ² C₀(θ)``, ``C₀ = (X'V_θ⁻¹X/σ²)⁻¹``.
+    """
     f = factorize(theta, arrays, dims)
     p = dims.p
     LXX = f.LXX
-    s2 = sigma ** 2
     n = arrays["nobs"]
-    dev = f.logdet_L - f.sum_log_w + LXX[p, p] ** 2 / s2  # pwrss / σ²
+    a = f.logdet_L - f.sum_log_w
     if dims.reml:
-        dof = n - fixed_columns(f, dims)  # columns padded to a shape bucket count for nothing
-        dev = dev + 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)[:p])) + dof * (LOG2PI + jnp.log(s2))
+        a = a + 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)[:p]))
+        c = n - fixed_columns(f, dims)  # columns padded to a shape bucket count for nothing
     else:
-        dev = dev + n * (LOG2PI + jnp.log(s2))
+        c = n
     R = LXX[:p, :p]  # lower Cholesky factor of σ²X'V⁻¹X
     Rinv = jax.scipy.linalg.solve_triangular(R, jnp.eye(p, dtype=R.dtype), lower=True)
-    return dev, s2 * (Rinv.T @ Rinv)
+    return a, LXX[p, p] ** 2, c, Rinv.T @ Rinv
+
+
+def _deviance_and_covbeta(varpar, arrays, dims):
+    theta, sigma = varpar[:-1], varpar[-1]
+    a, pwrss, c, C0 = _theta_parts(theta, arrays, dims)
+    s2 = sigma ** 2
+    return a + pwrss / s2 + c * (LOG2PI + jnp.log(s2)), s2 * C0
 
 
 def varpar_deviance(varpar, arrays, dims):
@@ -71,41 +82,67 @@ def covbeta(varpar, arrays, dims):
     return _deviance_and_covbeta(varpar, arrays, dims)[1]
 
 
-def _pieces(varpar, arrays, dims):
-    """Hessian of the deviance, cov(β̂) and its Jacobian from one trace of the factorisation.
+def _gradient_in_theta(sigma, arrays, dims):
+    """θ ↦ (∇_θ deviance at (θ, σ), (pwrss, c, C₀)): what each forward direction differentiates."""
+    def dev_theta(theta):
+        a, pwrss, c, C0 = _theta_parts(theta, arrays, dims)
+        return a + pwrss / sigma ** 2, (pwrss, c, C0)
 
-    Forward-over-reverse: the gradient (with cov(β̂) carried along as aux) is
-    differentiated forward in each of the n_θ + 1 directions, so the
-    Jacobian of cov(β̂) comes out of the same pass as the Hessian.
+    return jax.grad(dev_theta, has_aux=True)
+
+
+def _pieces(theta, sigma, arrays, dims):
+    """Second derivatives in θ from one trace of the factorisation (forward-over-reverse).
+
+    Only θ is differentiated: the deviance and cov(β̂) are explicit in σ
+    (:func:`_theta_parts`), so its derivatives are put together on the host
+    (:func:`assemble`). Returns ``(H_θθ, ∂pwrss/∂θ, pwrss, c, C₀, ∂C₀/∂θ)``.
     """
-    def grad_and_cov(v):
-        g, C = jax.grad(_deviance_and_covbeta, has_aux=True)(v, arrays, dims)
-        return (g, C), C
+    grad = _gradient_in_theta(sigma, arrays, dims)
 
-    (H, J), C = jax.jacfwd(grad_and_cov, has_aux=True)(varpar)
-    return H, C, J
+    def differentiated(t):
+        g, (pw, c, C0) = grad(t)
+        return (g, pw, C0), (pw, c, C0)
+
+    (H, dpw, dC0), (pw, c, C0) = jax.jacfwd(differentiated, has_aux=True)(theta)
+    return H, dpw, pw, c, C0, dC0
 
 
-def _pieces_one_direction_at_a_time(varpar, arrays, dims):
-    """:func:`_pieces` with the n_θ + 1 forward directions taken one after another (``lax.map``).
+def _pieces_one_direction_at_a_time(theta, sigma, arrays, dims):
+    """:func:`_pieces` with the n_θ forward directions taken one after another (``lax.map``).
 
     ``jax.jacfwd`` carries every direction's tangents at once, so a large
     model's reverse pass (q2 × q2 matrices, the Schur update's pairs) is held
-    n_θ + 1 times over; here once. Same arithmetic, same numbers.
+    n_θ times over; here once. Same arithmetic, same numbers.
     """
-    def grad_and_cov(v):
-        return jax.grad(_deviance_and_covbeta, has_aux=True)(v, arrays, dims)
+    grad = _gradient_in_theta(sigma, arrays, dims)
 
     def one(direction):
-        (_, C), (dg, dC) = jax.jvp(grad_and_cov, (varpar,), (direction,))
-        return dg, dC, C
+        (_, (pw, c, C0)), (dg, (dpw, _, dC0)) = jax.jvp(grad, (theta,), (direction,))
+        return dg, dpw, pw, c, C0, dC0
 
-    dg, dC, C = lax.map(one, jnp.eye(varpar.shape[0], dtype=varpar.dtype))
-    return dg.T, C[0], jnp.moveaxis(dC, 0, -1)
+    dg, dpw, pw, c, C0, dC0 = lax.map(one, jnp.eye(theta.shape[0], dtype=theta.dtype))
+    return dg.T, dpw, pw[0], c[0], C0[0], jnp.moveaxis(dC0, 0, -1)
 
 
-pieces_jit = cached_jit(_pieces, static_argnums=2)
-pieces_sequential_jit = cached_jit(_pieces_one_direction_at_a_time, static_argnums=2)
+def assemble(sigma: float, H_tt, dpwrss, pwrss: float, c: float, C0, dC0):
+    """The Hessian in varpar = (θ, σ), cov(β̂) and its Jacobian (…, n_varpar) from the θ pieces.
+
+    With ``dev = a(θ) + pwrss(θ)/σ² + c·log(2πσ²)`` and ``cov(β̂) = σ² C₀(θ)``:
+    ``∂²dev/∂θ∂σ = −2 ∂pwrss/∂θ / σ³``, ``∂²dev/∂σ² = 6 pwrss/σ⁴ − 2c/σ²``,
+    ``∂cov/∂θ = σ² ∂C₀/∂θ``, ``∂cov/∂σ = 2σ C₀``.
+    """
+    k = H_tt.shape[0]
+    H = np.empty((k + 1, k + 1))
+    H[:k, :k] = H_tt
+    H[:k, k] = H[k, :k] = -2.0 * dpwrss / sigma ** 3
+    H[k, k] = 6.0 * pwrss / sigma ** 4 - 2.0 * c / sigma ** 2
+    J = np.concatenate([sigma ** 2 * dC0, (2.0 * sigma * C0)[..., None]], axis=-1)
+    return H, sigma ** 2 * C0, J
+
+
+pieces_jit = cached_jit(_pieces, static_argnums=3)
+pieces_sequential_jit = cached_jit(_pieces_one_direction_at_a_time, static_argnums=3)
 SEQUENTIAL_FROM = 2_000_000  # numbers in the largest array of a model from which directions go one at a time
 
 
@@ -170,8 +207,8 @@ def satterthwaite_info(model, theta: np.ndarray, sigma: float) -> SatterthwaiteI
     # on the model's shape bucket (one program for every model of the bucket), cut to the true sizes
     dims, arrays = model.fit_dims, model.fit_arrays
     with Progress(desc="Satterthwaite df", unit="s", compiling=first_use(("satterthwaite", dims))):
-        padded = np.append(pad_theta(theta, dims), float(sigma))
-        H, C, J = (np.asarray(a) for a in pieces_function(arrays)(padded, arrays, dims))
+        out = pieces_function(arrays)(pad_theta(theta, dims), np.float64(sigma), arrays, dims)
+        H, C, J = assemble(float(sigma), *(np.asarray(a, float) for a in out))
     keep, p = varpar_positions(len(varpar) - 1, dims), model.dims.p
     H, C, J = H[np.ix_(keep, keep)], C[:p, :p], J[:p, :p][..., keep]
     H = 0.5 * (H + H.T)
