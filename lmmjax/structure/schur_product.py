@@ -153,7 +153,14 @@ def _jvp(primals, tangents, *, nb: int):
     parts = []
     if type(dx) is not ad.Zero:  # linear in x: the primitive again (transposable, below)
         parts.append(schur_product_p.bind(ent_a, W, dx, ent_row, ent_level, level_ptr, nb=nb))
-    if type(da) is not ad.Zero or type(dW) is not ad.Zero:  # in the operator: through the JAX form
+    shared = [_unbatched(a, nb) for a in (ent_a, ent_row, ent_level, level_ptr)]
+    if type(da) is ad.Zero and type(dW) is not ad.Zero and all(a is not None for a in shared):
+        # in W only (the entries are data): Bᵀ dW (B x) through the linear primitives B and Bᵀ, whose
+        # residual under reverse mode is B x (levels × vectors), not the entries × vectors of the JAX form
+        a1, row1, level1, ptr1 = shared
+        t = level_sums(a1, x, row1, level1, ptr1)
+        parts.append(level_spread(a1, jnp.sum(dW * t[..., None, :], axis=-1), row1, level1, ptr1, x.shape[-1]))
+    elif type(da) is not ad.Zero or type(dW) is not ad.Zero:  # in the entries too: through the JAX form
         da, dW = ad.instantiate_zeros(da), ad.instantiate_zeros(dW)
         parts.append(jax.jvp(lambda a, w: _jax_batched(a, w, x, ent_row, ent_level, nb), (ent_a, W), (da, dW))[1])
     if not parts:
@@ -187,3 +194,149 @@ def level_pointers(ent_level, l1: int):
     """CSR row pointers of B from the entries' sorted levels: where each level's entries start (l1 + 1,)."""
     dtype = jnp.int32 if ent_level.shape[0] < 2**31 - 1 else jnp.int64
     return jnp.searchsorted(ent_level, jnp.arange(l1 + 1, dtype=ent_level.dtype), side="left").astype(dtype)
+
+
+# ---- B = Z₁ᵀZ₂ and Bᵀ on their own: the operator's tangent --------------------------------------------------
+# The tangent of the product in W is Bᵀ dW (B x). Written with the JAX form it gathers x at every entry for
+# every vector, and reverse mode keeps those gathers (entries × vectors: 1.1 GB for 14 vectors at 1e7 rows,
+# several copies under Satterthwaite's forward-over-reverse). Two linear primitives, B x (levels × p1 per
+# vector) and Bᵀ y, each the other's transpose, keep only B x.
+
+def _unbatched(a, nb: int):
+    """``a`` without its ``nb`` leading dimensions when they are all 1 (shared by the batch), else None."""
+    return a.reshape(a.shape[nb:]) if all(n == 1 for n in a.shape[:nb]) else None
+
+
+def level_sums(ent_a, x, ent_row, ent_level, level_ptr):
+    """B x: per level j of block 1, Σ over its entries e of ent_a[e] x[ent_row[e]]; x (*batch, q2) → (*batch, l1, p1).
+
+    Linear in x (its transpose is :func:`level_spread`); the entries are data (not differentiated).
+
+    Examples
+    --------
+    >>> ent_a = jnp.ones((3, 1)); ent_row, ent_level = jnp.array([0, 1, 1]), jnp.array([0, 0, 1])
+    >>> level_sums(ent_a, jnp.array([1.0, 2.0]), ent_row, ent_level, jnp.array([0, 2, 3]))[:, 0]
+    Array([3., 2.], dtype=float64)
+    """
+    return level_sums_p.bind(ent_a, x, ent_row, ent_level, level_ptr)
+
+
+def level_spread(ent_a, y, ent_row, ent_level, level_ptr, q2: int):
+    """Bᵀ y: per later column r, Σ over its entries e of ent_a[e] · y[ent_level[e]]; y (*batch, l1, p1) → (*batch, q2)."""
+    return level_spread_p.bind(ent_a, y, ent_row, ent_level, level_ptr, q2=q2)
+
+
+def _sums_jax(ent_a, x, ent_row, ent_level, level_ptr):
+    l1, q2 = level_ptr.shape[0] - 1, x.shape[-1]
+    X = x.reshape(-1, q2).T  # (q2, m)
+    t = jax.ops.segment_sum(ent_a[:, :, None] * X[ent_row][:, None, :], ent_level, num_segments=l1,
+                            indices_are_sorted=True)
+    return jnp.moveaxis(t, -1, 0).reshape(x.shape[:-1] + t.shape[:2])
+
+
+def _spread_jax(ent_a, y, ent_row, ent_level, level_ptr, q2: int):
+    l1, p1 = y.shape[-2:]
+    Y = jnp.moveaxis(y.reshape(-1, l1, p1), 0, -1)  # (l1, p1, m)
+    u = jax.ops.segment_sum(jnp.einsum("ea,eam->em", ent_a, Y[ent_level]), ent_row, num_segments=q2)
+    return u.T.reshape(y.shape[:-2] + (q2,))
+
+
+def _level_matrices(ent_a, ent_row, level_ptr, q2: int):
+    l1 = len(level_ptr) - 1
+    return [sp.csr_matrix((np.ascontiguousarray(ent_a[:, c]), ent_row, level_ptr), shape=(l1, q2))
+            for c in range(ent_a.shape[1])]
+
+
+def _sums_host(ent_a, x, ent_row, level_ptr):
+    ent_a, x, ent_row, level_ptr = (np.asarray(a) for a in (ent_a, x, ent_row, level_ptr))
+    X = x.reshape(-1, x.shape[-1]).T
+    t = np.stack([B @ X for B in _level_matrices(ent_a, ent_row, level_ptr, x.shape[-1])], axis=1)  # (l1, p1, m)
+    return np.ascontiguousarray(np.moveaxis(t, -1, 0)).reshape(x.shape[:-1] + t.shape[:2])
+
+
+def _spread_host(ent_a, y, ent_row, level_ptr, q2: int):
+    ent_a, y, ent_row, level_ptr = (np.asarray(a) for a in (ent_a, y, ent_row, level_ptr))
+    l1, p1 = y.shape[-2:]
+    Y = y.reshape(-1, l1, p1)
+    u = sum(B.T @ Y[:, :, c].T for c, B in enumerate(_level_matrices(ent_a, ent_row, level_ptr, q2)))  # (q2, m)
+    return np.ascontiguousarray(u.T).reshape(y.shape[:-2] + (q2,))
+
+
+def _sums_impl(ent_a, x, ent_row, ent_level, level_ptr):
+    if jax.default_backend() != "cpu":
+        return _sums_jax(ent_a, x, ent_row, ent_level, level_ptr)
+    shape = x.shape[:-1] + (level_ptr.shape[0] - 1, ent_a.shape[1])
+    return jax.pure_callback(_sums_host, jax.ShapeDtypeStruct(shape, x.dtype), ent_a, x, ent_row, level_ptr)
+
+
+def _spread_impl(ent_a, y, ent_row, ent_level, level_ptr, *, q2: int):
+    if jax.default_backend() != "cpu":
+        return _spread_jax(ent_a, y, ent_row, ent_level, level_ptr, q2)
+    shape = y.shape[:-2] + (q2,)
+    return jax.pure_callback(lambda *a: _spread_host(*a, q2), jax.ShapeDtypeStruct(shape, y.dtype),
+                             ent_a, y, ent_row, level_ptr)
+
+
+level_sums_p = Primitive("lmmjax_level_sums")
+level_spread_p = Primitive("lmmjax_level_spread")
+level_sums_p.def_impl(_sums_impl)
+level_spread_p.def_impl(_spread_impl)
+level_sums_p.def_abstract_eval(
+    lambda ent_a, x, ent_row, ent_level, level_ptr: ShapedArray(
+        x.shape[:-1] + (level_ptr.shape[0] - 1, ent_a.shape[1]), x.dtype))
+level_spread_p.def_abstract_eval(
+    lambda ent_a, y, ent_row, ent_level, level_ptr, *, q2: ShapedArray(y.shape[:-2] + (q2,), y.dtype))
+mlir.register_lowering(level_sums_p, mlir.lower_fun(_sums_impl, multiple_results=False))
+mlir.register_lowering(level_spread_p, mlir.lower_fun(_spread_impl, multiple_results=False))
+
+
+def _linear_jvp(prim, jax_form, **params):
+    """Linear in the vector (argument 1); a tangent of the entries goes through the JAX form."""
+    def jvp(primals, tangents):
+        ent_a, v, ent_row, ent_level, level_ptr = primals
+        da, dv = tangents[0], tangents[1]
+        out = prim.bind(*primals, **params)
+        parts = []
+        if type(dv) is not ad.Zero:
+            parts.append(prim.bind(ent_a, dv, ent_row, ent_level, level_ptr, **params))
+        if type(da) is not ad.Zero:
+            parts.append(jax.jvp(lambda a: jax_form(a, v, ent_row, ent_level, level_ptr, **params), (ent_a,), (da,))[1])
+        if not parts:
+            return out, ad.Zero.from_primal_value(out)
+        return out, sum(parts[1:], parts[0])
+    return jvp
+
+
+ad.primitive_jvps[level_sums_p] = lambda primals, tangents: _linear_jvp(level_sums_p, _sums_jax)(primals, tangents)
+ad.primitive_jvps[level_spread_p] = lambda primals, tangents, *, q2: _linear_jvp(
+    level_spread_p, _spread_jax, q2=q2)(primals, tangents)
+
+
+def _sums_transpose(ct, ent_a, x, ent_row, ent_level, level_ptr):
+    if type(ct) is ad.Zero:
+        return None, ad.Zero(x.aval), None, None, None
+    return None, level_spread_p.bind(ent_a, ct, ent_row, ent_level, level_ptr, q2=x.aval.shape[-1]), None, None, None
+
+
+def _spread_transpose(ct, ent_a, y, ent_row, ent_level, level_ptr, *, q2: int):
+    if type(ct) is ad.Zero:
+        return None, ad.Zero(y.aval), None, None, None
+    return None, level_sums_p.bind(ent_a, ct, ent_row, ent_level, level_ptr), None, None, None
+
+
+ad.primitive_transposes[level_sums_p] = _sums_transpose
+ad.primitive_transposes[level_spread_p] = _spread_transpose
+
+
+def _linear_batch(prim, jax_form, **params):
+    """The vector batched: its batch axis moved first; anything else batched: the JAX form, vmapped."""
+    def rule(args, dims):
+        if any(d is not None for i, d in enumerate(dims) if i != 1):
+            return jax.vmap(lambda *a: jax_form(*a, **params), in_axes=tuple(dims))(*args), 0
+        return prim.bind(args[0], jnp.moveaxis(args[1], dims[1], 0), *args[2:], **params), 0
+    return rule
+
+
+batching.primitive_batchers[level_sums_p] = lambda args, dims: _linear_batch(level_sums_p, _sums_jax)(args, dims)
+batching.primitive_batchers[level_spread_p] = lambda args, dims, *, q2: _linear_batch(
+    level_spread_p, _spread_jax, q2=q2)(args, dims)

@@ -145,3 +145,14 @@ def test_an_iterative_fit_says_its_likelihood_is_an_estimate(fits):
     assert len(note) == 1 and "100 later random-effect levels" in note[0].message
     assert "stochastic Lanczos" not in str(exact.summary())
     assert "estimated_loglik" not in [f.code for f in exact.check().notes]
+
+
+def test_satterthwaite_table_of_tiled_and_iterative_fits_matches_the_dense_kind(fits):
+    """summary()'s df and SEs on the large-model kinds: the tiled kind's are the dense kind's (exact),
+    the iterative kind's within its log-determinant estimate's error."""
+    ref = fits["dense"].coef_table()
+    tiled, it = fits["tiled"].coef_table(), fits["iterative"].coef_table()
+    np.testing.assert_allclose(tiled.to_numpy(), ref.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(it.std_error, ref.std_error, rtol=1e-4)
+    np.testing.assert_allclose(it.df, ref.df, rtol=2e-3)
+    assert ref.df.iloc[0] < 200 and ref.df.iloc[1] > 1e4  # the intercept's df is that of the 100 levels of b

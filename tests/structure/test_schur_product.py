@@ -90,3 +90,29 @@ def test_second_derivatives_forward_over_reverse_are_the_jax_forms():
     ref = jax.jacfwd(jax.grad(lambda s: loss(lambda *z: schur_product_jax(*z, ent_row, ent_level), s)))(s)
     np.testing.assert_allclose(host, ref, rtol=1e-10)
     assert float(jnp.max(jnp.abs(ref))) > 0
+
+
+def test_operator_tangent_through_b_and_bt_matches_the_jax_form_batched():
+    """The tangent in W (entries fixed, as θ moves them) goes through B x and Bᵀ y: vmapped vectors and
+    tangents, forward and reverse, against the JAX form; B and Bᵀ are each other's transpose."""
+    from lmmjax.structure.schur_product import level_spread, level_sums
+
+    ent_a, W, ent_row, ent_level, l1, q2 = random_entries(seed=9)
+    ptr = level_pointers(ent_level, l1)
+    rng = np.random.default_rng(10)
+    X = jnp.asarray(rng.normal(size=(4, q2)))
+    dWs = jnp.asarray(rng.normal(size=(3, l1, 2, 2)))
+    host = jax.vmap(lambda dw: jax.vmap(lambda x: jax.jvp(
+        lambda w: schur_product(ent_a, w, x, ent_row, ent_level, ptr), (W,), (dw,))[1])(X))(dWs)
+    ref = jax.vmap(lambda dw: jax.vmap(lambda x: jax.jvp(
+        lambda w: schur_product_jax(ent_a, w, x, ent_row, ent_level), (W,), (dw,))[1])(X))(dWs)
+    np.testing.assert_allclose(host, ref, rtol=1e-11, atol=1e-12)
+    y = jnp.asarray(rng.normal(size=(4, l1, 2)))
+    lhs = jnp.sum(level_sums(ent_a, X, ent_row, ent_level, ptr) * y)
+    rhs = jnp.sum(X * level_spread(ent_a, y, ent_row, ent_level, ptr, q2))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
+    g_host = jax.grad(lambda w: jnp.sum(jnp.sin(jax.vmap(lambda x: schur_product(ent_a, w * w, x, ent_row,
+                                                                                  ent_level, ptr))(X))))(W)
+    g_ref = jax.grad(lambda w: jnp.sum(jnp.sin(jax.vmap(lambda x: schur_product_jax(ent_a, w * w, x, ent_row,
+                                                                                    ent_level))(X))))(W)
+    np.testing.assert_allclose(g_host, g_ref, rtol=1e-11, atol=1e-12)
