@@ -26,7 +26,7 @@ variances need its diagonal and are refused.
 
 Chosen by ``Model.with_schur("iterative")`` or ``schur="iterative"`` in
 :func:`~lmmjax.structure.crossprod.build_structure`; automatically when
-two dense copies of S would not fit in memory (:func:`dense_fits`) or the
+the dense kind's evaluation (about six q2 × q2 matrices) would not fit in memory (:func:`dense_fits`) or the
 dense factor's work passes :data:`lmmjax.structure.kinds.DENSE_WORK_LIMIT`.
 Each product with S goes through :mod:`lmmjax.structure.schur_product`
 (scipy's sparse kernels on a CPU).
@@ -231,11 +231,13 @@ def column_sums(idx, ent_a, per_level, q2: int):
     return jax.ops.segment_sum(vals, idx["ent_row"], num_segments=q2)
 
 
-def dense_fits(q2: int, copies: int = 2) -> bool:
+def dense_fits(q2: int, copies: int = 6) -> bool:
     """Whether ``copies`` dense q2 × q2 float64 matrices fit in the default device's memory.
 
-    The exact kinds hold S and its Cholesky factor at least; beyond this
-    only the iterative kind can run.
+    One evaluation of the exact kinds' deviance and gradient holds about six
+    (Z₂ᵀZ₂ plus 4.6–4.9 q2² of temporaries: S, its factor, L⁻¹, S⁻¹; XLA's
+    memory analysis at q2 = 2,000–5,000); beyond this only the iterative
+    kind can run.
     """
     return copies * 8 * q2 * q2 <= device_memory_bytes()
 

@@ -754,7 +754,7 @@ def choose_kind(blocks: list, schur: str = "auto", allow_nested: bool = True, al
     ``schur`` forces the dense kind's update ("pairs", "matmul"), the tiled
     kind ("tiled") or the iterative kind ("iterative",
     :mod:`lmmjax.structure.iterative`); "auto" picks the nested kind when it
-    applies, the iterative kind when two dense copies of S would not fit in
+    applies, the iterative kind when the dense evaluation's six q2 × q2 matrices would not fit in
     memory or the dense factor's q2³ multiply-adds per evaluation pass
     :data:`DENSE_WORK_LIMIT` (and the design is one it supports; never with
     ``allow_iterative=False``, e.g. residual structures), else the tiled kind when the
