@@ -35,6 +35,10 @@ code                        rule
                             distinct values within a grouping factor's levels); with
                             an AR(1)/CAR(1) structure, of its normalized residuals
 ``dropped_columns``         (note) fixed-effect columns dropped as collinear
+``estimated_loglik``        (note) the iterative block kind: log|S| estimated by
+                            stochastic Lanczos quadrature
+``cg_not_converged``        the iterative kind's CG solves at θ̂ left a relative
+                            residual above 1e-6 (``CG_RESIDUAL_LIMIT``)
 ==========================  ==========================================================
 """
 from __future__ import annotations
@@ -50,6 +54,7 @@ from scipy import stats
 
 from ..errors import ModelSpecError
 from ..formula.model_frame import rank_deficiency_message
+from ..structure.iterative import CG_RESIDUAL_LIMIT
 from ..structure.residual import CAR1
 from ..results.varcorr import term_covariances
 from .information import curvature, variance_component_uncertainty
@@ -610,11 +615,24 @@ def dropped_columns(fit) -> list:
 
 
 def estimated_likelihood(fit) -> list:
-    """A note when the log-likelihood is a stochastic estimate (the iterative block kind)."""
+    """A note when the log-likelihood is a stochastic estimate (the iterative block kind), and a
+    warning when its conjugate-gradient solves at θ̂ stopped short of their tolerance."""
     kind = fit.model.dims.kind
     if getattr(kind, "schur", None) != "iterative":
         return []
-    return [RedFlag(
+    rest = getattr(getattr(fit.estimates, "factor", None), "rest", None)  # LMM fits keep it (not GLMM fits)
+    residual = getattr(rest, "cg_residual", None)
+    flags = []
+    if residual is not None and not float(residual) <= CG_RESIDUAL_LIMIT:
+        flags.append(RedFlag(
+            "cg_not_converged",
+            f"The conjugate-gradient solves of the iterative kind did not converge at the estimates: their "
+            f"relative residual is {float(residual):.1e} after {kind.maxiter:,} iterations (aim "
+            f"{kind.tol:.0e}). The fixed effects, σ and the criterion may be off beyond their last digits.",
+            "Refit with more iterations (IterativeLaterBlocks(maxiter=...) through model.with_schur) or an "
+            "exact kind: lmm.model.build_model(...).with_schur(\"tiled\").",
+        ))
+    return flags + [RedFlag(
         "estimated_loglik",
         f"The model has {fit.model.dims.q2:,} later random-effect levels, so it was fitted with the iterative "
         f"kind: log|S| is estimated by stochastic Lanczos quadrature ({kind.probes} fixed probes). The "

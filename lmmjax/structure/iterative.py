@@ -51,10 +51,18 @@ jax.config.update("jax_enable_x64", True)
 
 
 class IterativeFactor(NamedTuple):
-    """What the iterative kind keeps after the fit: the operator's arrays (S v from them)."""
+    """What the iterative kind keeps after the fit: the operator's arrays (S v from them), and
+    the largest relative residual ‖Sx − S y‖ / ‖Sx‖ of the CG solves for [X y] at θ
+    (:data:`CG_RESIDUAL_LIMIT`; ``fit.check()`` flags a solve that stopped short)."""
 
     op: dict
     idx: dict
+    cg_residual: object = None
+
+
+#: relative residual of the fit's CG solves above which ``check()`` says they did not converge
+#: (the solves aim at ``tol`` = 1e-10; beyond 1e-6 β̂ and the criterion may be off in their reported digits)
+CG_RESIDUAL_LIMIT = 1e-6
 
 
 def check_iterative_design(blocks: list, residual=None) -> None:
@@ -192,7 +200,12 @@ class IterativeLaterBlocks:
         Y = pcg_solve(lambda v: self.matvec(op, idx, v), self.diagonal(op, idx), Sx, self.tol, self.maxiter)
         quad = Sx.T @ Y
         logdet2 = logdet(self, op, idx, arrays["probes"], arrays["sketch"])
-        return logdet2, 0.5 * (quad + quad.T), (IterativeFactor(op, idx) if keep_factor else None)
+        if not keep_factor:
+            return logdet2, 0.5 * (quad + quad.T), None
+        residual = Sx - jax.vmap(lambda v: self.matvec(op, idx, v), in_axes=1, out_axes=1)(Y)
+        size = jnp.maximum(jnp.linalg.norm(Sx, axis=0), jnp.finfo(Sx.dtype).tiny)
+        cg_residual = jnp.max(jnp.linalg.norm(residual, axis=0) / size)
+        return logdet2, 0.5 * (quad + quad.T), IterativeFactor(op, idx, cg_residual)
 
     # ---- after the fit ----------------------------------------------------------------------------
     def solve_jax(self, rest, rhs):

@@ -156,3 +156,17 @@ def test_satterthwaite_table_of_tiled_and_iterative_fits_matches_the_dense_kind(
     np.testing.assert_allclose(it.std_error, ref.std_error, rtol=1e-4)
     np.testing.assert_allclose(it.df, ref.df, rtol=2e-3)
     assert ref.df.iloc[0] < 200 and ref.df.iloc[1] > 1e4  # the intercept's df is that of the 100 levels of b
+
+
+def test_check_flags_cg_solves_that_stopped_short(fits, monkeypatch):
+    """The fit keeps the relative residual of its CG solves at θ̂: far below the limit here (no flag);
+    above the limit check() warns with the residual and the way out."""
+    import lmmjax.diagnostics.flags as flags
+
+    it = fits["iterative"]
+    residual = float(it.estimates.factor.rest.cg_residual)
+    assert residual < 1e-8
+    assert "cg_not_converged" not in [f.code for f in it.check()]
+    monkeypatch.setattr(flags, "CG_RESIDUAL_LIMIT", residual / 2)
+    flagged = [f for f in it.check() if f.code == "cg_not_converged"]
+    assert len(flagged) == 1 and f"{residual:.1e}" in flagged[0].message and "maxiter" in flagged[0].advice
