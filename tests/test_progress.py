@@ -120,6 +120,7 @@ def test_minimize_deviance_reports_every_evaluation(sleep_fit):
     m, values = sleep_fit.model, []
     opt = minimize_deviance(m.fit_arrays, m.fit_dims, m.layout, theta0=sleep_fit.optsummary.theta_start,
                             on_evaluation=values.append)
-    assert len(values) == opt.n_evaluations - 1 - len(opt.theta)  # the record adds the final checks
+    # the record adds len(θ) and, when L-BFGS-B did not end at θ̂, the final check's own evaluation
+    assert opt.n_evaluations - len(opt.theta) - len(values) in (0, 1)
     assert all(isinstance(v, float) for v in values) and values[0] > opt.deviance + 1.0  # starts away from θ̂
     assert min(values) == pytest.approx(opt.deviance, abs=1e-8 * opt.deviance)

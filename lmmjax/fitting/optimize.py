@@ -115,12 +115,14 @@ def _scipy_objective(arrays, dims, k: int, evals: list, on_evaluation=None):
     def fun(th):
         evals[0] += 1
         val, grad = value_and_grad_jit(pad_theta(th, dims), arrays, dims)
-        val = float(val)
+        val, grad = float(val), np.asarray(grad, dtype=float)[:k]
+        fun.last = (np.array(th, dtype=float), val, grad)
         if on_evaluation is not None:
             on_evaluation(val)
         if not np.isfinite(val):
             return 1e300, np.zeros_like(th)
-        return val, np.asarray(grad, dtype=float)[:k]
+        return val, grad
+    fun.last = None  # (θ, deviance, gradient) of the latest evaluation: the optimum's, when L-BFGS-B ends there
     return fun
 
 
@@ -220,9 +222,12 @@ def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNA
         theta, _, snapped = snap_deviance(pad_theta(theta, dims), float(res.fun), pad_theta(lower, dims), arrays,
                                           dims, snap_tol)
         theta, snapped = np.asarray(theta)[:k], tuple(int(i) for i in np.nonzero(np.asarray(snapped)[:k])[0])
-    val, grad = value_and_grad_jit(pad_theta(theta, dims), arrays, dims)
-    dev = float(val)
-    grad = np.asarray(grad)[:k]
+    final = 0 if fun.last is not None and np.array_equal(fun.last[0], theta) else 1
+    if final:  # else the optimizer's last evaluation was at θ̂ (a large model's evaluation costs seconds)
+        val, grad = value_and_grad_jit(pad_theta(theta, dims), arrays, dims)
+        dev, grad = float(val), np.asarray(grad)[:k]
+    else:
+        dev, grad = fun.last[1], fun.last[2]
     pg = float(np.max(np.abs(np.asarray(projected_gradient(theta, grad, lower))), initial=0.0))
     ok = bool(np.isfinite(dev) and pg <= gtol * max(1.0, abs(dev)))
     message = str(res.message)
@@ -232,7 +237,7 @@ def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNA
         ok = bool(np.isfinite(dev) and pg <= gtol * max(1.0, abs(dev)))
         message += "; then Newton steps on the exact Hessian" + (" reached the gradient test" if ok else "")
     return OptSummary(
-        theta_start=theta0, theta=theta, deviance=dev, n_evaluations=evals[0] + 1 + len(lower),
+        theta_start=theta0, theta=theta, deviance=dev, n_evaluations=evals[0] + final + len(lower),
         n_iterations=nit[0], optimizer="L-BFGS-B (scipy) with JAX gradients",
         message=message, projected_gradient=pg, success=ok,
         seconds=time.perf_counter() - t0, snapped=snapped, status=_status(res, ok, dev),
