@@ -116,3 +116,17 @@ def test_operator_tangent_through_b_and_bt_matches_the_jax_form_batched():
     g_ref = jax.grad(lambda w: jnp.sum(jnp.sin(jax.vmap(lambda x: schur_product_jax(ent_a, w * w, x, ent_row,
                                                                                     ent_level))(X))))(W)
     np.testing.assert_allclose(g_host, g_ref, rtol=1e-11, atol=1e-12)
+
+
+def test_b_and_bt_jax_forms_match_the_host_kernels():
+    """The JAX forms (other backends; a batched operator on the CPU) of B x and Bᵀ y against scipy's."""
+    from lmmjax.structure.schur_product import _spread_host, _spread_jax, _sums_host, _sums_jax
+
+    ent_a, W, ent_row, ent_level, l1, q2 = random_entries(seed=11)
+    ptr = level_pointers(ent_level, l1)
+    rng = np.random.default_rng(12)
+    X, Y = rng.normal(size=(2, 3, q2)), rng.normal(size=(2, 3, l1, 2))
+    np.testing.assert_allclose(_sums_jax(ent_a, X, ent_row, ent_level, ptr), _sums_host(ent_a, X, ent_row, ptr),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_spread_jax(ent_a, Y, ent_row, ent_level, ptr, q2),
+                               _spread_host(ent_a, Y, ent_row, ptr, q2), rtol=1e-12, atol=1e-12)
