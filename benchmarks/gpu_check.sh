@@ -41,9 +41,10 @@
 # install: checks the script itself); GPU_CHECK_BUDGET (seconds); GPU_CHECK_STAGES (a
 # comma-separated subset of gpu1e6,gpu1e7,gpu32m,cpu1e6,cpu1e7; "setup" installs and prints the
 # devices only); GPU_CHECK_PARALLEL; GPU_CHECK_PYTHON; GPU_CHECK_KIND (force the block kind of every
-# fit: "tiled", "iterative", ...; default "auto", lmer's choice: lmmjax.structure.kinds.choose_kind picks
-# the iterative kind (stochastic log-determinant) once q2³ passes DENSE_WORK_LIMIT, i.e. at 1e7 and
-# ml-32m, on a GPU too; GPU_CHECK_KIND=tiled times the exact kind there). JAX's GPU memory is not preallocated
+# fit: "tiled", "iterative", ...; default "auto", lmer's choice: lmmjax.structure.kinds.choose_kind keeps the
+# exact kinds on a GPU up to 1,000 times the CPU's work limit, while six q2 × q2 matrices fit in its memory, so
+# 1e7 (q2 = 10,000) is fitted exactly and the ml-32m shape (q2 = 84,432: 342 GB) by the iterative kind;
+# GPU_CHECK_KIND=iterative times the iterative kind at 1e7 too). JAX's GPU memory is not preallocated
 # (XLA_PYTHON_CLIENT_PREALLOCATE=false: the peak it reports is what the fit used) and its limit is
 # 95% of the device (XLA_PYTHON_CLIENT_MEM_FRACTION, default here 0.95: one dense 84,432² matrix
 # is 57 GB); progress bars are off (LMMJAX_PROGRESS=0); each fit gets an empty compilation cache

@@ -691,6 +691,14 @@ def nested_in_first(blocks: list) -> bool:
 #: 1e12, minutes per evaluation on 2 cores, against seconds for the iterative kind (3e6 rows, q2 = 3,000: value
 #: and gradient 18.7 s tiled against 4.6 s iterative, load 6); below it the exact kinds are kept.
 DENSE_WORK_LIMIT = 2e11
+#: the limit's multiple on an accelerator (a GPU's float64 matrix work is ~1,000× two CPU cores'): there the
+#: exact kinds run until their six q2 × q2 matrices no longer fit (one H200: q2 ≈ 54,000), untested on a GPU here
+ACCELERATOR_WORK_FACTOR = 1000.0
+
+
+def dense_work_limit() -> float:
+    """:data:`DENSE_WORK_LIMIT` on a CPU, times :data:`ACCELERATOR_WORK_FACTOR` on other backends."""
+    return DENSE_WORK_LIMIT * (1.0 if jax.default_backend() == "cpu" else ACCELERATOR_WORK_FACTOR)
 PAIR_LIMIT = 10_000_000  # pairs of Z₂ᵀZ₁ nonzeros (≈ 0.3 GB of pair arrays) above which the tiled kind is used
 MATMUL_SPEEDUP = 50.0  # dense multiply-adds per scattered pair at equal time (CPU; larger on a GPU)
 STREAM_FROM = 10_000_000  # tail pairs (≈ 0.3 GB stored) above which the tail is formed inside each evaluation
@@ -756,7 +764,7 @@ def choose_kind(blocks: list, schur: str = "auto", allow_nested: bool = True, al
     :mod:`lmmjax.structure.iterative`); "auto" picks the nested kind when it
     applies, the iterative kind when the dense evaluation's six q2 × q2 matrices would not fit in
     memory or the dense factor's q2³ multiply-adds per evaluation pass
-    :data:`DENSE_WORK_LIMIT` (and the design is one it supports; never with
+    :func:`dense_work_limit` (and the design is one it supports; never with
     ``allow_iterative=False``, e.g. residual structures), else the tiled kind when the
     pairs would pass :data:`PAIR_LIMIT`, else the pair scatter or the dense
     matmul by density (:func:`use_matmul`). ``allow_nested=False`` skips the
@@ -778,7 +786,7 @@ def choose_kind(blocks: list, schur: str = "auto", allow_nested: bool = True, al
         return IterativeLaterBlocks()
     b1 = blocks[0]
     q2 = sum(b.nlevels * b.p for b in blocks[1:])
-    if allow_iterative and all(b.p == 1 for b in blocks[1:]) and (not dense_fits(q2) or q2 ** 3 > DENSE_WORK_LIMIT):
+    if allow_iterative and all(b.p == 1 for b in blocks[1:]) and (not dense_fits(q2) or q2 ** 3 > dense_work_limit()):
         return IterativeLaterBlocks()
     levels, _ = entry_levels_and_ranks(blocks)
     if pair_count(levels, b1.nlevels) > PAIR_LIMIT:

@@ -115,7 +115,9 @@ def test_iterative_kind_chosen_by_name_or_when_dense_does_not_fit(model, monkeyp
     assert isinstance(model.with_schur("iterative").dims.kind, IterativeLaterBlocks)
     assert not isinstance(choose_kind(model.blocks), IterativeLaterBlocks)
     import lmmjax.structure.iterative as iterative
-    monkeypatch.setattr(iterative, "device_memory_bytes", lambda: 2 * 8 * 100 ** 2 - 1)  # q2 = 100 just too big
+    monkeypatch.setattr(iterative, "device_memory_bytes", lambda: 6 * 8 * 100 ** 2)  # six q2 = 100 matrices fit
+    assert not isinstance(choose_kind(model.blocks), IterativeLaterBlocks)
+    monkeypatch.setattr(iterative, "device_memory_bytes", lambda: 6 * 8 * 100 ** 2 - 1)  # just too big
     assert isinstance(choose_kind(model.blocks), IterativeLaterBlocks)
     slopes = build_model("y ~ 1 + x + (1 | a) + (1 + x | b)", crossed(2, 3000, 200, 40))
     assert not isinstance(choose_kind(slopes.blocks), IterativeLaterBlocks)  # unsupported: left to the exact kinds

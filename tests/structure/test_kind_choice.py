@@ -37,6 +37,16 @@ def test_iterative_kind_past_the_dense_work_limit_only_and_never_with_residuals(
     assert not isinstance(wide.dims.kind, IterativeLaterBlocks)  # unsupported design: left to the exact kinds
 
 
+def test_an_accelerator_keeps_the_exact_kind_to_a_larger_q2(monkeypatch):
+    """On a GPU the work limit is ACCELERATOR_WORK_FACTOR times the CPU's: q2 = 40 past the CPU limit stays exact."""
+    model = build_model("y ~ 1 + (1 | a) + (1 | b)", crossed())
+    monkeypatch.setattr(kinds, "DENSE_WORK_LIMIT", 40 ** 3 - 1)
+    assert isinstance(choose_kind(model.blocks), IterativeLaterBlocks)
+    monkeypatch.setattr(kinds.jax, "default_backend", lambda: "gpu")
+    assert kinds.dense_work_limit() == (40 ** 3 - 1) * kinds.ACCELERATOR_WORK_FACTOR
+    assert not isinstance(choose_kind(model.blocks), IterativeLaterBlocks)
+
+
 def test_nested_in_first_matches_the_pair_count_definition():
     rng = np.random.default_rng(1)
     seen = set()
