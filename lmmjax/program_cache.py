@@ -185,7 +185,8 @@ class CachedJit:
         """Programs held in this process (stored ones and plain-jit compilations), as ``jax.jit``'s."""
         return len([p for p in self._programs.values() if p is not self.jitted]) + self.jitted._cache_size()
 
-    def __call__(self, *args, **kwargs):
+    def _resolve(self, args, kwargs):
+        """(program, its arguments): a stored program and the non-static arguments, or the plain jit and all."""
         if kwargs or len(args) != self._n_positional:
             if self.signature is not None:  # defaults and keywords become positional arguments
                 bound = self.signature.bind(*args, **kwargs)
@@ -195,7 +196,7 @@ class CachedJit:
                 raise TypeError(f"{self.fun!r} takes positional arguments only here")
         cache = compilation_cache_dir()
         if cache is None:
-            return self.jitted(*args)
+            return self.jitted, args
         statics = tuple(args[i] for i in self.static_argnums)
         dynamic = [a for i, a in enumerate(args) if i not in self.static_argnums]
         leaves, tree = jax.tree_util.tree_flatten(dynamic)
@@ -210,9 +211,23 @@ class CachedJit:
                 program = self._program(statics, dynamic, cache / "lmmjax-programs" / f"{key}.pkl")
             self._programs[memo_key] = program or self.jitted
             program = self._programs[memo_key]
-        if program is self.jitted:
-            return self.jitted(*args)
-        return program(*dynamic)
+        return (self.jitted, args) if program is self.jitted else (program, dynamic)
+
+    def __call__(self, *args, **kwargs):
+        program, args = self._resolve(args, kwargs)
+        return program(*args)
+
+    def compiled(self, *args, **kwargs):
+        """The program for these arguments compiled now, as a function of no arguments that runs it.
+
+        For a caller that wants the compiler finished (and its memory freed,
+        :func:`lmmjax.heap.release_free_memory`) before a large program runs.
+        """
+        program, args = self._resolve(args, kwargs)
+        lowered = program.lower(*args)
+        dynamic = [a for i, a in enumerate(args) if i not in self.static_argnums] if program is self.jitted else args
+        executable = lowered.compile()
+        return lambda: executable(*dynamic)
 
 
 def cached_jit(fun, static_argnums=(), compiler_options=None, key=None) -> CachedJit:

@@ -36,6 +36,22 @@ def test_theta_pieces_assemble_the_full_varpar_derivatives(fid):
     np.testing.assert_allclose(C, fit.vcov.to_numpy(), rtol=1e-9)
 
 
+def test_a_large_model_compiles_then_frees_memory_then_runs(monkeypatch):
+    """run_pieces' compile-first path (any model from SEQUENTIAL_FROM numbers) gives the one-call numbers."""
+    from lmmjax import heap
+    from lmmjax.inference import satterthwaite as st
+
+    fit = fitted("penicillin")
+    args = (fit.theta, fit.sigma, fit.model.arrays, fit.model.dims)
+    released = []
+    monkeypatch.setattr(st, "release_free_memory", lambda: released.append(heap.release_free_memory()))
+    monkeypatch.setattr(st, "SEQUENTIAL_FROM", 1)
+    out = st.run_pieces(*args)
+    assert len(released) == 2
+    for x, y in zip(_pieces_one_direction_at_a_time(*args), out):
+        np.testing.assert_array_equal(np.asarray(y), np.asarray(x))
+
+
 def test_large_arrays_take_the_sequential_program():
     from lmmjax.inference import satterthwaite as st
 
