@@ -205,9 +205,13 @@ class SatterthwaiteInfo:
 def satterthwaite_info(model, theta: np.ndarray, sigma: float) -> SatterthwaiteInfo:
     """Hessian and Jacobian at (θ, σ), exact, from one compiled function.
 
-    Cost: one forward-over-reverse Hessian of the deviance (n_θ + 1 JVPs of
-    its gradient) and n_θ + 1 JVPs of cov(β̂): a few times one gradient
-    evaluation of the objective.
+    Cost: one forward-over-reverse Hessian of the deviance in θ (n_θ JVPs of
+    its gradient, cov(β̂)'s Jacobian carried along; σ's rows by hand,
+    :func:`assemble`): a few times one gradient evaluation of the
+    objective. Measured (2 cores): 1e6 crossed rows (tiled kind) 8–13 s
+    with compilation and no rise of the fit's peak memory; 1e7
+    MovieLens-shaped rows (iterative kind) 36 s, peak 4.56 GB against the
+    fit's 4.03 GB.
 
     Scale-free: the Hessian is decomposed and inverted in (θ, σ/σ̂), where
     its entries do not depend on the units of y (with y in units of 1e-9,

@@ -124,7 +124,8 @@ def coef_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
         Kenward-Roger uses its adjusted covariance for the standard errors,
         as lmerTest's ``summary(m, ddf="Kenward-Roger")`` (cost: see the
         module docstring). Satterthwaite costs one compiled Hessian of the
-        deviance in (θ, σ), a fraction of one fit once compiled.
+        deviance in θ (σ's derivatives are explicit), a fraction of one fit
+        once compiled.
 
     Returns
     -------
