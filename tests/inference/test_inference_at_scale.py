@@ -36,10 +36,15 @@ def test_theta_pieces_assemble_the_full_varpar_derivatives(fid):
     np.testing.assert_allclose(C, fit.vcov.to_numpy(), rtol=1e-9)
 
 
-def test_a_large_model_compiles_then_frees_memory_then_runs(monkeypatch):
-    """run_pieces' compile-first path (any model from SEQUENTIAL_FROM numbers) gives the one-call numbers."""
-    from lmmjax import heap
+@pytest.mark.parametrize("stored", [True, False])
+def test_a_large_model_compiles_then_frees_memory_then_runs(monkeypatch, stored):
+    """run_pieces' compile-first path (any model from SEQUENTIAL_FROM numbers) gives the one-call numbers,
+    with the program stored on disk or (no cache; the iterative kind's host callbacks) a plain jit."""
+    from lmmjax import heap, program_cache
     from lmmjax.inference import satterthwaite as st
+
+    if not stored:
+        monkeypatch.setattr(program_cache, "compilation_cache_dir", lambda: None)
 
     fit = fitted("penicillin")
     args = (fit.theta, fit.sigma, fit.model.arrays, fit.model.dims)
