@@ -128,7 +128,7 @@ def main():
             "Ovary and BodyWeight minimise it at 11 grid values in one vmapped trust-region Newton run, then "
             "search from the best grid point; the simulated design searches from the usual start, continues "
             "the profile at 6 grid values from that optimum, and searches again only if a grid point is "
-            "better (L-BFGS-B runs with scipy's OpenBLAS on one thread, fitting/blas_threads.py). "
+            "better (L-BFGS-B runs with scipy's OpenBLAS on one thread, blas_threads.py). "
             "nlme: median of 5 fits, default lmeControl; one fit "
             f"of the simulated design. Load average at the start of the run: {load:.1f} on 2 cores "
             "(a shared machine: timings are noisy).\n")

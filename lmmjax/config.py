@@ -41,6 +41,8 @@ from typing import Mapping
 
 import jax
 
+from .blas_threads import set_scipy_blas_threads
+
 ENV_OFF = "LMMJAX_NO_COMPILATION_CACHE"
 ENV_ON = "LMMJAX_COMPILATION_CACHE"
 ENV_DIR = "LMMJAX_CACHE_DIR"
@@ -92,7 +94,7 @@ def compilation_cache_dir() -> Path | None:
     return _as_path(d) if d else None
 
 
-def blas_threads(environ: Mapping[str, str] = os.environ) -> int | None:
+def blas_thread_count(environ: Mapping[str, str] = os.environ) -> int | None:
     """Threads for scipy's OpenBLAS: ``$LMMJAX_BLAS_THREADS``, else 1 unless ``OPENBLAS_NUM_THREADS`` is set (None)."""
     value = environ.get(ENV_BLAS, "").strip()
     if value:
@@ -106,10 +108,8 @@ def blas_threads(environ: Mapping[str, str] = os.environ) -> int | None:
 def configure(environ: Mapping[str, str] = os.environ) -> Path | None:
     """Apply lmmjax's process-wide settings; return the compilation cache directory in use."""
     jax.config.update("jax_enable_x64", True)
-    threads = blas_threads(environ)
+    threads = blas_thread_count(environ)
     if threads is not None:
-        from .fitting.blas_threads import set_scipy_blas_threads
-
         set_scipy_blas_threads(threads)
     if compilation_cache_dir() is not None or cache_disabled(environ):
         return compilation_cache_dir()

@@ -33,6 +33,8 @@ STAGES = {
     # foundations, importable from anywhere
     "errors": 0, "memo": 0, "version": 0, "config": 0, "datasets": 0, "text": 0, "lazy": 0,
     "validate": 0, "progress": 0, "program_cache": 0,
+    "blas_threads": 0,  # scipy's OpenBLAS thread count: set by config at import, held at one by the optimizers
+    "heap": 0,  # hands freed heap memory back to the OS (glibc's malloc_trim) around large compiles
     "families": 0,  # GLM families (pure JAX functions): formula checks responses, objective uses them
     "formula": 1,
     "structure": 2,

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.optimize as so
 
 from ..objective.glmm import fisher_vcov_jit, hessian_jit, large_rows, value_and_grad_jit
-from .blas_threads import single_threaded_scipy_blas
+from ..blas_threads import single_threaded_scipy_blas
 from .bounds import SNAP_TOL, boundary_saddle_escape, projected_gradient, start_theta
 from .newton import bfgs_update
 from .optimize import free_coordinates, newton_direction, polish
@@ -219,7 +219,7 @@ class _Objective:
         return np.asarray(u), np.asarray(b), bool(conv)
 
 
-@single_threaded_scipy_blas()  # L-BFGS-B's tiny BLAS calls: threads only cost (fitting/blas_threads.py)
+@single_threaded_scipy_blas()  # L-BFGS-B's tiny BLAS calls: threads only cost (blas_threads.py)
 def _lbfgs(obj: _Objective, x0, bounds, layout, lower_theta, options=OPTIONS):
     """L-BFGS-B, then restarts from any boundary saddle of θ it stopped at."""
     res = so.minimize(obj.scipy_fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)

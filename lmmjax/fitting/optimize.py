@@ -16,7 +16,7 @@ import scipy.optimize as so
 
 from ..objective.deviance import deviance_jit, profiled_deviance, value_and_grad_jit
 from ..objective.padding import pad_theta
-from .blas_threads import single_threaded_scipy_blas
+from ..blas_threads import single_threaded_scipy_blas
 from .bounds import (boundary_restarts, boundary_saddle_escape, projected_gradient, snap_deviance,
                      start_theta, SNAP_TOL)
 from .record import STOP_GRADIENT, STOP_LINESEARCH, STOP_MAXITER, STOP_NONFINITE, OptSummary
@@ -200,7 +200,7 @@ def minimize_deviance(arrays, dims, layout, theta0=None, gtol=1e-6, snap_tol=SNA
 
     def run(start):
         """L-BFGS-B, then restarts from any boundary saddle it stopped at."""
-        with single_threaded_scipy_blas():  # its tiny BLAS calls: threads only cost (fitting/blas_threads.py)
+        with single_threaded_scipy_blas():  # its tiny BLAS calls: threads only cost (blas_threads.py)
             res = so.minimize(fun, start, jac=True, method="L-BFGS-B", bounds=layout.bounds, options=options)
             nit[0] += int(res.nit)
             for _ in range(3):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from lmmjax.fitting.blas_threads import _scipy_openblas, single_threaded_scipy_blas
+from lmmjax.blas_threads import _scipy_openblas, single_threaded_scipy_blas
 
 
 def test_one_thread_inside_and_the_count_restored_after():
@@ -28,8 +28,8 @@ def test_one_thread_inside_and_the_count_restored_after():
 
 
 def test_import_sets_one_thread_unless_the_environment_says_otherwise():
-    """lmmjax.config.blas_threads: 1 by default, $LMMJAX_BLAS_THREADS wins, OPENBLAS_NUM_THREADS alone is left alone."""
-    from lmmjax.config import blas_threads
+    """lmmjax.config.blas_thread_count: 1 by default, $LMMJAX_BLAS_THREADS wins, OPENBLAS_NUM_THREADS alone is left alone."""
+    from lmmjax.config import blas_thread_count as blas_threads
 
     assert blas_threads({}) == 1
     assert blas_threads({"LMMJAX_BLAS_THREADS": "3"}) == 3
@@ -38,7 +38,7 @@ def test_import_sets_one_thread_unless_the_environment_says_otherwise():
     assert blas_threads({"OPENBLAS_NUM_THREADS": "4", "LMMJAX_BLAS_THREADS": "2"}) == 2
     if _scipy_openblas() is None:
         pytest.skip("scipy's BLAS is not a bundled OpenBLAS here")
-    code = ("import lmmjax; from lmmjax.fitting.blas_threads import _scipy_openblas; "
+    code = ("import lmmjax; from lmmjax.blas_threads import _scipy_openblas; "
             "print(_scipy_openblas()[0]())")
     for env, expected in (({}, "1"), ({"LMMJAX_BLAS_THREADS": "2"}, "2")):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -1,4 +1,8 @@
-"""One BLAS thread for scipy while L-BFGS-B runs.
+"""scipy's OpenBLAS thread count: one for the process, and one while L-BFGS-B runs.
+
+:func:`set_scipy_blas_threads` is what ``import lmmjax`` uses
+(:mod:`lmmjax.config`) to give scipy's OpenBLAS, which JAX's CPU LAPACK
+calls also go through, one thread for the process.
 
 scipy's L-BFGS-B (C, scipy ≥ 1.15) calls the OpenBLAS bundled with scipy on
 matrices of a few rows at every iteration. With OpenBLAS's default threads
