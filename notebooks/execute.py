@@ -25,6 +25,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -99,16 +100,28 @@ def run_cell(source: str, namespace: dict, label: str, count: int) -> list:
     return outputs + _figures()
 
 
-def run_notebook(path: Path, store: bool = True) -> list:
+def cap_replicates(source: str, cap: int) -> str:
+    """``source`` with literal replicate counts (``nsim=500``, ``.bootstrap(500``) lowered to ``cap``."""
+    def lower(m):
+        return m.group(1) + str(min(int(m.group(2)), cap))
+    return re.sub(r"(\bnsim\s*=\s*|\.bootstrap\(\s*)(\d+)", lower, source)
+
+
+def run_notebook(path: Path, store: bool = True, replicates: int | None = None) -> list:
     """Execute the code cells of ``path`` in order; with ``store`` write their
-    outputs back into the file. Returns the (cell index, reason) of skipped cells."""
+    outputs back into the file. Returns the (cell index, reason) of skipped cells.
+
+    ``replicates`` caps the literal simulation and bootstrap counts (the test
+    suite checks that the notebooks run, with fewer replicates; not with ``store``)."""
+    if store and replicates is not None:
+        raise ValueError("replicates= is for checking that a notebook runs, not for storing its outputs")
     import matplotlib
 
     matplotlib.use("Agg")
     before = os.environ.get("LMMJAX_PROGRESS")
     os.environ["LMMJAX_PROGRESS"] = "0"
     try:
-        return _run(Path(path), store)
+        return _run(Path(path), store, replicates)
     finally:
         if before is None:
             os.environ.pop("LMMJAX_PROGRESS", None)
@@ -116,7 +129,7 @@ def run_notebook(path: Path, store: bool = True) -> list:
             os.environ["LMMJAX_PROGRESS"] = before
 
 
-def _run(path: Path, store: bool) -> list:
+def _run(path: Path, store: bool, replicates: int | None = None) -> list:
     nb = json.loads(path.read_text())
     assert nb["nbformat"] == 4 and isinstance(nb["cells"], list)
     namespace = {"__name__": "__main__"}
@@ -131,6 +144,8 @@ def _run(path: Path, store: bool) -> list:
             skipped.append((i, missing))
             continue
         source = "".join(cell["source"])
+        if replicates is not None:
+            source = cap_replicates(source, replicates)
         if any(line.lstrip().startswith(("%", "!")) for line in source.splitlines()):
             raise ValueError(f"{path.name} cell {i}: IPython magics are not supported")
         count += 1

@@ -53,13 +53,23 @@ def test_notebook_is_committed_with_its_outputs(name):
         assert any("image/png" in o.get("data", {}) for o in cell["outputs"]), "plots are stored"
 
 
+REPLICATES = 40  # the cap on nsim= and .bootstrap(n) when the suite executes the notebooks
+
+
+def test_replicate_counts_are_capped_for_the_suite():
+    cap = _executor().cap_replicates
+    assert cap("fit.bootstrap(500, seed=1); power(p, nsim=300)", 40) == "fit.bootstrap(40, seed=1); power(p, nsim=40)"
+    assert cap("nsim = 20", 40) == "nsim = 20"
+
+
 @pytest.mark.slow  # executes the notebooks
 @pytest.mark.parametrize("name", ALL)
 def test_notebook_runs(name, monkeypatch):
     monkeypatch.setenv("LMMJAX_NOTEBOOK_ROWS", "20000")  # 03's simulated data: 20,000 rows, not 1e6
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        skipped = _executor().run_notebook(NOTEBOOKS / name, store=False)
+        # fewer simulations and bootstrap replicates than the stored outputs show: this checks that it runs
+        skipped = _executor().run_notebook(NOTEBOOKS / name, store=False, replicates=REPLICATES)
     if skipped:
         warnings.warn(f"{name}: cells skipped for missing modules: {skipped}")
 
