@@ -53,7 +53,7 @@ def test_notebook_is_committed_with_its_outputs(name):
         assert any("image/png" in o.get("data", {}) for o in cell["outputs"]), "plots are stored"
 
 
-REPLICATES = 40  # the cap on nsim= and .bootstrap(n) when the suite executes the notebooks
+REPLICATES = 20  # the cap on nsim= and .bootstrap(n) when the suite executes the notebooks
 
 
 def test_replicate_counts_are_capped_for_the_suite():
