@@ -694,15 +694,15 @@ DENSE_WORK_LIMIT = 2e11
 #: the limit's multiple on an accelerator (a GPU's float64 matrix work is ~1,000× two CPU cores'): there the
 #: exact kinds run until their six q2 × q2 matrices no longer fit (one H200: q2 ≈ 54,000), untested on a GPU here
 ACCELERATOR_WORK_FACTOR = 1000.0
+PAIR_LIMIT = 10_000_000  # pairs of Z₂ᵀZ₁ nonzeros (≈ 0.3 GB of pair arrays) above which the tiled kind is used
+MATMUL_SPEEDUP = 50.0  # dense multiply-adds per scattered pair at equal time (CPU; larger on a GPU)
+STREAM_FROM = 10_000_000  # tail pairs (≈ 0.3 GB stored) above which the tail is formed inside each evaluation
+TILE_NUMBERS = 1 << 21  # numbers in one dense (head × chunk) slice of Z₂ᵀZ₁ (16 MB)
 
 
 def dense_work_limit() -> float:
     """:data:`DENSE_WORK_LIMIT` on a CPU, times :data:`ACCELERATOR_WORK_FACTOR` on other backends."""
     return DENSE_WORK_LIMIT * (1.0 if jax.default_backend() == "cpu" else ACCELERATOR_WORK_FACTOR)
-PAIR_LIMIT = 10_000_000  # pairs of Z₂ᵀZ₁ nonzeros (≈ 0.3 GB of pair arrays) above which the tiled kind is used
-MATMUL_SPEEDUP = 50.0  # dense multiply-adds per scattered pair at equal time (CPU; larger on a GPU)
-STREAM_FROM = 10_000_000  # tail pairs (≈ 0.3 GB stored) above which the tail is formed inside each evaluation
-TILE_NUMBERS = 1 << 21  # numbers in one dense (head × chunk) slice of Z₂ᵀZ₁ (16 MB)
 
 
 def entry_levels_and_ranks(blocks: list):

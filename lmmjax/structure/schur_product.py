@@ -119,6 +119,11 @@ def schur_product(ent_a, W, x, ent_row, ent_level, level_ptr):
 schur_product_p = Primitive("lmmjax_schur_product")
 
 
+def _unbatched(a, nb: int):
+    """``a`` without its ``nb`` leading dimensions when they are all 1 (shared by the batch), else None."""
+    return a.reshape(a.shape[nb:]) if all(n == 1 for n in a.shape[:nb]) else None
+
+
 def _jax_batched(ent_a, W, x, ent_row, ent_level, nb: int):
     """The JAX form under the primitive's batch convention."""
     if nb == 0:
@@ -126,8 +131,9 @@ def _jax_batched(ent_a, W, x, ent_row, ent_level, nb: int):
     batch = x.shape[:nb]
     args, axes = [], []
     for a in (ent_a, W, x, ent_row, ent_level):
-        if all(n == 1 for n in a.shape[:nb]):  # shared by the batch: not copied (13 vectors at 1e7 rows: 1.3 GB)
-            args.append(a.reshape(a.shape[nb:]))
+        shared = _unbatched(a, nb)
+        if shared is not None:  # shared by the batch: not copied (13 vectors at 1e7 rows: 1.3 GB)
+            args.append(shared)
             axes.append(None)
         else:
             args.append(jnp.broadcast_to(a, batch + a.shape[nb:]).reshape((-1,) + a.shape[nb:]))
@@ -200,11 +206,6 @@ def level_pointers(ent_level, l1: int):
 # every vector, and reverse mode keeps those gathers (entries × vectors: 1.1 GB for 14 vectors at 1e7 rows,
 # several copies under Satterthwaite's forward-over-reverse). Two linear primitives, B x (levels × p1 per
 # vector) and Bᵀ y, each the other's transpose, keep only B x.
-
-def _unbatched(a, nb: int):
-    """``a`` without its ``nb`` leading dimensions when they are all 1 (shared by the batch), else None."""
-    return a.reshape(a.shape[nb:]) if all(n == 1 for n in a.shape[:nb]) else None
-
 
 def level_sums(ent_a, x, ent_row, ent_level, level_ptr):
     """B x: per level j of block 1, Σ over its entries e of ent_a[e] x[ent_row[e]]; x (*batch, q2) → (*batch, l1, p1).
@@ -289,9 +290,9 @@ mlir.register_lowering(level_sums_p, mlir.lower_fun(_sums_impl, multiple_results
 mlir.register_lowering(level_spread_p, mlir.lower_fun(_spread_impl, multiple_results=False))
 
 
-def _linear_jvp(prim, jax_form, **params):
+def _linear_jvp(prim, jax_form):
     """Linear in the vector (argument 1); a tangent of the entries goes through the JAX form."""
-    def jvp(primals, tangents):
+    def jvp(primals, tangents, **params):
         ent_a, v, ent_row, ent_level, level_ptr = primals
         da, dv = tangents[0], tangents[1]
         out = prim.bind(*primals, **params)
@@ -306,9 +307,8 @@ def _linear_jvp(prim, jax_form, **params):
     return jvp
 
 
-ad.primitive_jvps[level_sums_p] = lambda primals, tangents: _linear_jvp(level_sums_p, _sums_jax)(primals, tangents)
-ad.primitive_jvps[level_spread_p] = lambda primals, tangents, *, q2: _linear_jvp(
-    level_spread_p, _spread_jax, q2=q2)(primals, tangents)
+ad.primitive_jvps[level_sums_p] = _linear_jvp(level_sums_p, _sums_jax)
+ad.primitive_jvps[level_spread_p] = _linear_jvp(level_spread_p, _spread_jax)
 
 
 def _sums_transpose(ct, ent_a, x, ent_row, ent_level, level_ptr):
@@ -327,15 +327,14 @@ ad.primitive_transposes[level_sums_p] = _sums_transpose
 ad.primitive_transposes[level_spread_p] = _spread_transpose
 
 
-def _linear_batch(prim, jax_form, **params):
+def _linear_batch(prim, jax_form):
     """The vector batched: its batch axis moved first; anything else batched: the JAX form, vmapped."""
-    def rule(args, dims):
+    def rule(args, dims, **params):
         if any(d is not None for i, d in enumerate(dims) if i != 1):
             return jax.vmap(lambda *a: jax_form(*a, **params), in_axes=tuple(dims))(*args), 0
         return prim.bind(args[0], jnp.moveaxis(args[1], dims[1], 0), *args[2:], **params), 0
     return rule
 
 
-batching.primitive_batchers[level_sums_p] = lambda args, dims: _linear_batch(level_sums_p, _sums_jax)(args, dims)
-batching.primitive_batchers[level_spread_p] = lambda args, dims, *, q2: _linear_batch(
-    level_spread_p, _spread_jax, q2=q2)(args, dims)
+batching.primitive_batchers[level_sums_p] = _linear_batch(level_sums_p, _sums_jax)
+batching.primitive_batchers[level_spread_p] = _linear_batch(level_spread_p, _spread_jax)
