@@ -19,7 +19,8 @@ Environment variables
     put it there instead of ``$XDG_CACHE_HOME/lmmjax/jax`` (default
     ``~/.cache/lmmjax/jax``).
 ``LMMJAX_BLAS_THREADS=n``
-    give scipy's OpenBLAS n threads instead of one; with
+    give scipy's OpenBLAS n threads instead of one (a value that is not a
+    whole number of at least 1 warns and gives one); with
     ``OPENBLAS_NUM_THREADS`` set and this unset, lmmjax leaves the count alone.
 
 A cache directory the user already gave JAX (``JAX_COMPILATION_CACHE_DIR`` or
@@ -35,6 +36,7 @@ PosixPath('/home/me/.cache/lmmjax/jax')
 from __future__ import annotations
 
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
@@ -99,9 +101,13 @@ def blas_thread_count(environ: Mapping[str, str] = os.environ) -> int | None:
     value = environ.get(ENV_BLAS, "").strip()
     if value:
         try:
-            return max(1, int(value))
+            count = int(value)
         except ValueError:
-            return 1
+            count = 0
+        if count < 1:
+            warnings.warn(f"{ENV_BLAS}={value!r} is not a whole number of threads of at least 1; "
+                          "scipy's OpenBLAS gets 1 thread", UserWarning, stacklevel=2)
+        return max(1, count)
     return None if environ.get("OPENBLAS_NUM_THREADS", "").strip() else 1
 
 

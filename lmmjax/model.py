@@ -12,11 +12,11 @@ from .errors import ModelSpecError
 from .memo import memoized
 from .formula.glm_response import glm_prior_weights
 from .formula.model_frame import ModelFrame, build_model_frame
-from .objective.crossprod import cross_products_jit, design_products_jit
+from .objective.crossprod import design_products_jit
 from .objective.padding import unpad_arrays
 from .objective.residual import whitening_rows
 from .objective.residual_engines import residual_engine
-from .objective.sharded_rows import cross_products_sharded, use_row_sharding
+from .objective.sharded_rows import row_cross_products
 from .structure.pattern import pad_rows
 from .structure.residual import build_residual_rows
 from .structure.blocks import ThetaLayout, build_blocks, sparse_z, sparse_z1
@@ -109,8 +109,7 @@ class Model:
     # ---- cross-product values -------------------------------------------------------
     def _values_of(self, structure, w, y) -> dict:
         pat = structure.pattern
-        products = cross_products_sharded if use_row_sharding(pat.n_rows) else cross_products_jit
-        vals = products(pat.arrays, pat.pad(w), pat.pad(y), pat.pad(self.offset), structure.dims)
+        vals = row_cross_products(pat.arrays, pat.pad(w), pat.pad(y), pat.pad(self.offset), structure.dims)
         return {**structure.index, **vals}
 
     def values(self, weights=None, y=None) -> dict:

@@ -33,7 +33,9 @@ def test_import_sets_one_thread_unless_the_environment_says_otherwise():
 
     assert blas_threads({}) == 1
     assert blas_threads({"LMMJAX_BLAS_THREADS": "3"}) == 3
-    assert blas_threads({"LMMJAX_BLAS_THREADS": "x"}) == 1
+    for bad in ("x", "2.5", "0"):
+        with pytest.warns(UserWarning, match=f"LMMJAX_BLAS_THREADS='{bad}' is not a whole number"):
+            assert blas_threads({"LMMJAX_BLAS_THREADS": bad}) == 1
     assert blas_threads({"OPENBLAS_NUM_THREADS": "4"}) is None
     assert blas_threads({"OPENBLAS_NUM_THREADS": "4", "LMMJAX_BLAS_THREADS": "2"}) == 2
     if _scipy_openblas() is None:
