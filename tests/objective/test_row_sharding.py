@@ -2,7 +2,7 @@
 
 A fresh process with ``XLA_FLAGS=--xla_force_host_platform_device_count=4``
 fits the same crossed model with the rows sharded and on one device, for
-the dense (pairs) and the tiled block kinds. Both take their sums in the
+the dense (pairs), tiled and iterative block kinds. Both take their sums in the
 same fixed row blocks (as every model from ``ROW_SHARD_MIN`` rows does;
 lowered here to 0 so that a 6,000-row model does): every cross-product,
 θ̂, β̂, σ̂ and the log-likelihood are identical.
@@ -24,6 +24,7 @@ import lmmjax.objective.sharded_rows as sr
 from lmmjax.lmer import fit_model
 from lmmjax.model import build_model
 from lmmjax.structure.crossprod import build_structure
+from lmmjax.structure.iterative import IterativeLaterBlocks
 from lmmjax.structure.kinds import TiledLaterBlocks
 
 rng = np.random.default_rng(4)
@@ -35,7 +36,7 @@ d = pd.DataFrame(dict(y=y + 50, x=x * 3 + 7, g=rng.choice(list("pqr"), n), a=a.a
                       w=rng.uniform(0.5, 2, n), off=rng.normal(0, 0.1, n)))
 formula = "y ~ x + g + (1 + x | a) + (1 | b)"
 out = dict(n_devices=len(jax.devices()), cases=[])
-for kind in ("pairs", TiledLaterBlocks(head=20, chunk=32)):
+for kind in ("pairs", TiledLaterBlocks(head=20, chunk=32), IterativeLaterBlocks()):
     base = build_model(formula, d, weights="w", offset="off")
     st = build_structure(base.blocks, base.X, base.reml, base.layout.size, schur=kind)
     base = replace(base, structure=st)
@@ -66,7 +67,7 @@ def test_rows_sharded_over_four_devices_equal_one_device():
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["n_devices"] == 4
-    assert len(res["cases"]) == 2
+    assert len(res["cases"]) == 3
     for case in res["cases"]:
         assert case["devices"] == 4, case
         assert case["differ"] == [], case
