@@ -143,5 +143,5 @@ def test_a_second_process_summary_skips_tracing(tmp_path):
                            capture_output=True, text=True, timeout=600) for _ in range(2)]
     assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-3000:]
     assert "Finished tracing with_statics" in runs[0].stderr
-    assert "Finished tracing with_statics" not in runs[1].stderr and "Finished tracing _pieces" not in runs[1].stderr
+    assert "Finished tracing with_statics" not in runs[1].stderr and "Finished tracing theta_pieces" not in runs[1].stderr
     assert runs[0].stdout == runs[1].stdout  # identical df

@@ -92,7 +92,7 @@ def _gradient_in_theta(sigma, arrays, dims):
     return jax.grad(dev_theta, has_aux=True)
 
 
-def _pieces(theta, sigma, arrays, dims):
+def theta_pieces(theta, sigma, arrays, dims):
     """Second derivatives in θ from one trace of the factorisation (forward-over-reverse).
 
     Only θ is differentiated: the deviance and cov(β̂) are explicit in σ
@@ -110,7 +110,7 @@ def _pieces(theta, sigma, arrays, dims):
 
 
 def _pieces_one_direction_at_a_time(theta, sigma, arrays, dims):
-    """:func:`_pieces` with the n_θ forward directions taken one after another (``lax.map``).
+    """:func:`theta_pieces` with the n_θ forward directions taken one after another (``lax.map``).
 
     ``jax.jacfwd`` carries every direction's tangents at once, so a large
     model's reverse pass (q2 × q2 matrices, the Schur update's pairs) is held
@@ -126,23 +126,26 @@ def _pieces_one_direction_at_a_time(theta, sigma, arrays, dims):
     return dg.T, dpw, pw[0], c[0], C0[0], jnp.moveaxis(dC0, 0, -1)
 
 
-def assemble(sigma: float, H_tt, dpwrss, pwrss: float, c: float, C0, dC0):
+def assemble(sigma, H_tt, dpwrss, pwrss, c, C0, dC0):
     """The Hessian in varpar = (θ, σ), cov(β̂) and its Jacobian (…, n_varpar) from the θ pieces.
 
     With ``dev = a(θ) + pwrss(θ)/σ² + c·log(2πσ²)`` and ``cov(β̂) = σ² C₀(θ)``:
     ``∂²dev/∂θ∂σ = −2 ∂pwrss/∂θ / σ³``, ``∂²dev/∂σ² = 6 pwrss/σ⁴ − 2c/σ²``,
-    ``∂cov/∂θ = σ² ∂C₀/∂θ``, ``∂cov/∂σ = 2σ C₀``.
+    ``∂cov/∂θ = σ² ∂C₀/∂θ``, ``∂cov/∂σ = 2σ C₀``. The arguments may carry
+    leading batch axes (one per simulation, :mod:`lmmjax.powersim.engine`).
     """
-    k = H_tt.shape[0]
-    H = np.empty((k + 1, k + 1))
-    H[:k, :k] = H_tt
-    H[:k, k] = H[k, :k] = -2.0 * dpwrss / sigma ** 3
-    H[k, k] = 6.0 * pwrss / sigma ** 4 - 2.0 * c / sigma ** 2
-    J = np.concatenate([sigma ** 2 * dC0, (2.0 * sigma * C0)[..., None]], axis=-1)
-    return H, sigma ** 2 * C0, J
+    sigma, pwrss, c = (np.asarray(v, float) for v in (sigma, pwrss, c))
+    k = H_tt.shape[-1]
+    H = np.empty(H_tt.shape[:-2] + (k + 1, k + 1))
+    H[..., :k, :k] = H_tt
+    H[..., :k, k] = H[..., k, :k] = -2.0 * dpwrss / sigma[..., None] ** 3
+    H[..., k, k] = 6.0 * pwrss / sigma ** 4 - 2.0 * c / sigma ** 2
+    s = sigma[..., None, None]
+    J = np.concatenate([(s ** 2)[..., None] * dC0, (2.0 * s * C0)[..., None]], axis=-1)
+    return H, s ** 2 * C0, J
 
 
-pieces_jit = cached_jit(_pieces, static_argnums=3)
+pieces_jit = cached_jit(theta_pieces, static_argnums=3)
 pieces_sequential_jit = cached_jit(_pieces_one_direction_at_a_time, static_argnums=3)
 SEQUENTIAL_FROM = 2_000_000  # numbers in the largest array of a model from which directions go one at a time
 
@@ -164,7 +167,7 @@ def pieces_function(arrays):
 
 
 def run_pieces(theta, sigma, arrays, dims):
-    """:func:`_pieces` at (θ, σ) by the program :func:`pieces_function` picks.
+    """:func:`theta_pieces` at (θ, σ) by the program :func:`pieces_function` picks.
 
     A large model's program is compiled first and the memory the compiler
     freed is handed back (:func:`lmmjax.heap.release_free_memory`) before it

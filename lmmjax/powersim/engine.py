@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..inference.satterthwaite import covbeta, varpar_deviance
+from ..inference.satterthwaite import assemble, theta_pieces
 from ..objective.residual_engines import response_arrays as response_arrays_one
 from ..objective.estimates import estimates_at
 from ..program_cache import cached_jit
@@ -107,32 +107,33 @@ def batch_estimates(model, theta: np.ndarray, Y: np.ndarray) -> dict:
 
 
 # ---- Satterthwaite pieces, batched ------------------------------------------------------
-def _satterthwaite_one(varpar, y, inputs, dims):
-    arrays = response_arrays_one(y, inputs, dims)
-    H = jax.hessian(varpar_deviance)(varpar, arrays, dims)
-    J = jax.jacfwd(covbeta)(varpar, arrays, dims)  # (p, p, n_varpar)
-    return H, covbeta(varpar, arrays, dims), J
+def _satterthwaite_one(theta, sigma, y, inputs, dims):
+    return theta_pieces(theta, sigma, response_arrays_one(y, inputs, dims), dims)
 
 
-@partial(cached_jit, static_argnums=3)
-def _satterthwaite_batch(varpar, Y, inputs, dims):
-    return jax.vmap(_satterthwaite_one, in_axes=(0, 0, None, None))(varpar, Y, inputs, dims)
+@partial(cached_jit, static_argnums=4)
+def _satterthwaite_batch(theta, sigma, Y, inputs, dims):
+    return jax.vmap(_satterthwaite_one, in_axes=(0, 0, 0, None, None))(theta, sigma, Y, inputs, dims)
 
 
 def batch_satterthwaite(model, theta: np.ndarray, sigma: np.ndarray, Y: np.ndarray):
     """Per simulation: Hessian of lmerTest's deviance in (θ, σ), cov(β̂) and its Jacobian.
 
-    Uses :func:`lmmjax.inference.satterthwaite.varpar_deviance` and
-    :func:`~lmmjax.inference.satterthwaite.covbeta` (the functions behind
-    ``fit.coef_table()``), vmapped over the batch of responses Y (B, nobs):
-    one compiled call gives every simulation's exact derivatives.
+    The pieces behind ``fit.coef_table()``
+    (:func:`lmmjax.inference.satterthwaite.theta_pieces`: second derivatives
+    in θ only, σ's rows put together by
+    :func:`~lmmjax.inference.satterthwaite.assemble`), vmapped over the
+    batch of responses Y (B, nobs): one compiled call gives every
+    simulation's exact derivatives.
 
     Returns
     -------
     H : (B, m, m), C : (B, p, p), J : (B, m, p, p) with m = n_theta + 1
     """
     model = model.with_schur("pairs")  # second-order vmapped derivatives compile slowly through the matmul form
-    varpar = np.column_stack([np.where(np.isfinite(theta), theta, 0.0), sigma])
-    H, C, J = _satterthwaite_batch(jnp.asarray(varpar), model.pad_responses(Y), model.response_inputs(),
-                                   model.dims)
+    theta = np.where(np.isfinite(theta), theta, 0.0)
+    sigma = np.asarray(sigma, float)
+    out = _satterthwaite_batch(jnp.asarray(theta), jnp.asarray(sigma), model.pad_responses(Y),
+                               model.response_inputs(), model.dims)
+    H, C, J = assemble(sigma, *(np.asarray(a, float) for a in out))
     return np.asarray(H), np.asarray(C), np.moveaxis(np.asarray(J), -1, 1)

@@ -95,6 +95,27 @@ def test_batched_satterthwaite_equals_coef_table(sleep_fit):
         assert st["p_value"][b] == pytest.approx(ct["p_value"], rel=1e-6)
 
 
+def test_batched_theta_pieces_equal_the_full_hessian_in_theta_and_sigma(sleep_fit):
+    """batch_satterthwaite (θ differentiated, σ's rows by hand) = jax.hessian / jacfwd over (θ, σ), per simulation."""
+    import jax
+    from lmmjax.inference.satterthwaite import covbeta, varpar_deviance
+
+    m = sleep_fit.model
+    Y = simulate_responses(m, Truth(sleep_fit.fixef, sleep_fit.theta, sleep_fit.sigma), np.arange(2), seed=3)
+    theta = np.array([sleep_fit.theta, 1.2 * sleep_fit.theta])
+    sigma = np.array([sleep_fit.sigma, 0.8 * sleep_fit.sigma])
+    H, C, J = batch_satterthwaite(m, theta, sigma, Y)
+    inputs = m.with_schur("pairs").response_inputs()
+    for b in range(2):
+        arrays = response_arrays(m.pad_responses(Y)[b], inputs, m.dims)
+        vp = np.append(theta[b], sigma[b])
+        H_ref = np.asarray(jax.hessian(varpar_deviance)(vp, arrays, m.dims))
+        np.testing.assert_allclose(H[b], H_ref, rtol=1e-8, atol=1e-10 * np.abs(H_ref).max())
+        np.testing.assert_allclose(C[b], covbeta(vp, arrays, m.dims), rtol=1e-10)
+        J_ref = np.moveaxis(np.asarray(jax.jacfwd(covbeta)(vp, arrays, m.dims)), -1, 0)
+        np.testing.assert_allclose(J[b], J_ref, rtol=1e-8, atol=1e-10 * np.abs(J_ref).max())
+
+
 def test_batched_engine_equals_singlefit_loop():
     """lmmjax.simulate.fit_batch (used by power) and one L-BFGS-B fit per response agree."""
     from lmmjax.powersim import repeated_measures
