@@ -26,7 +26,9 @@ on one device. A multi-host run (``jax.distributed.initialize()`` first)
 works the same way: every process holds the host arrays and the mesh spans
 all processes' devices, as the bootstrap's replicate sharding does
 (:mod:`lmmjax.simulate.batched`). Tested on 4 forced host devices:
-``tests/objective/test_row_sharding.py``.
+``tests/objective/test_row_sharding.py``. On GPUs a scatter-add adds its
+updates in no fixed order, so there the values agree to rounding, not to
+the bit, even between two runs on one device.
 """
 from __future__ import annotations
 
