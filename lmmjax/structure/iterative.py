@@ -247,10 +247,10 @@ def column_sums(idx, ent_a, per_level, q2: int):
 def dense_fits(q2: int, copies: int = 6) -> bool:
     """Whether ``copies`` dense q2 × q2 float64 matrices fit in the default device's memory.
 
-    One evaluation of the exact kinds' deviance and gradient holds about six
-    (Z₂ᵀZ₂ plus 4.6–4.9 q2² of temporaries: S, its factor, L⁻¹, S⁻¹; XLA's
-    memory analysis at q2 = 2,000–5,000); beyond this only the iterative
-    kind can run.
+    One evaluation of the exact kinds' deviance and gradient holds about 5.3
+    (Z₂ᵀZ₂ plus 4.1–4.3 q2² of temporaries: S, its factor, L⁻¹, S⁻¹; XLA's
+    memory analysis at q2 = 2,000–5,000); six leave a margin for the
+    compiler's own buffers. Beyond this only the iterative kind can run.
     """
     return copies * 8 * q2 * q2 <= device_memory_bytes()
 

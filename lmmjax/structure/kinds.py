@@ -34,7 +34,7 @@ from jax import lax
 
 from .buckets import round_up
 from .iterative import IterativeLaterBlocks, check_iterative_design, dense_fits
-from .lambda_map import lambda_gather, lambda_left_t, lambda_right, t_from_theta
+from .lambda_map import lambda_both, lambda_gather, lambda_left_t, lambda_right, t_from_theta
 from .pattern import entries, rest_columns
 
 jax.config.update("jax_enable_x64", True)
@@ -374,8 +374,7 @@ class DenseLaterBlocks:
     def factor(self, theta, arrays, dims, W, keep_factor):
         q2 = dims.q2
         C, D = self.schur_update(W, arrays, dims)
-        S = lambda_left_t(lambda_right(arrays["A22"] - C, theta, arrays, dims.kmax), theta, arrays, dims.kmax)
-        S = S + jnp.eye(q2, dtype=S.dtype)
+        S = lambda_both(arrays["A22"] - C, theta, arrays, dims.kmax) + jnp.eye(q2, dtype=C.dtype)
         Sx = lambda_left_t(arrays["A2X"] - D, theta, arrays, dims.kmax)
         if keep_factor:
             L22 = jnp.linalg.cholesky(S)

