@@ -41,14 +41,11 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ..structure.pattern import ROW_KEYS
-from .crossprod import cross_products, cross_products_jit
+from .crossprod import cross_products_jit
 from .row_sums import WHOLE_ROWS, RowBlocks, row_block
 
 ROW_SHARD_MIN = 200_000  # rows from which sums are taken in fixed row blocks, split over the devices there are
 DEVICES = None  # the devices rows may be split over; None: jax.devices()
-
-_cross_products = jax.jit(cross_products, static_argnums=(4, 5))
-
 
 @dataclass(frozen=True)
 class ShardedRowBlocks(RowBlocks):
@@ -133,5 +130,6 @@ def row_cross_products(pattern: dict, w, y, offset, dims, devices=None) -> dict:
     mesh = sums.mesh
     rows, rep = NamedSharding(mesh, P("rows")), NamedSharding(mesh, P())
     placed = {k: _put(v, rows if k in ROW_KEYS else rep) for k, v in pattern.items()}
-    out = _cross_products(placed, _put(w, rows), _put(y, rows), _put(offset, rows), dims, sums)
+    # a mesh has no description for the program store, so this runs as a plain jax.jit (program_cache)
+    out = cross_products_jit(placed, _put(w, rows), _put(y, rows), _put(offset, rows), dims, sums)
     return jax.device_put(out, mesh.devices.flat[0])
